@@ -1,0 +1,1 @@
+"""CDR: one row per call attempt, journaled locally first, then batched to PostgreSQL."""

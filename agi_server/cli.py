@@ -1,0 +1,120 @@
+"""The ``didrouter`` command line. Every option has an environment twin (shown in --help)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from agi_server import __version__
+from agi_server.errors import ConfigError, DidrouterError
+
+DEFAULT_CONFIG = "config/didrouter.yaml"
+
+
+def _option(parser: argparse.ArgumentParser, flag: str, env: str, help: str, **kwargs) -> None:
+    """Add ``flag`` whose default comes from environment variable ``env``."""
+    default = os.environ.get(env, kwargs.pop("default", None))
+    parser.add_argument(flag, default=default, help=f"{help} [env: {env}]", **kwargs)
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    _option(parser, "--config", "DIDROUTER_CONFIG", f"YAML config file (default {DEFAULT_CONFIG})",
+            default=DEFAULT_CONFIG, metavar="FILE")
+
+
+def _dsn_option(parser: argparse.ArgumentParser) -> None:
+    _option(parser, "--dsn", "DIDROUTER_DSN", "PostgreSQL DSN, e.g. postgresql://user@host/db", metavar="DSN")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="didrouter", description="Caller-ID (DID) and trunk selection for Asterisk, over FastAGI.")
+    parser.add_argument("--version", action="version", version=f"didrouter {__version__}")
+    _option(parser, "--log-format", "DIDROUTER_LOG_FORMAT", "log format: auto, json or console (default auto)",
+            default="auto", choices=("auto", "json", "console"))
+    _option(parser, "--log-level", "DIDROUTER_LOG_LEVEL", "log level (default info)", default="info")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the FastAGI server")
+    _config_option(serve)
+    _option(serve, "--host", "DIDROUTER_HOST", "listen address (default: settings.listen.host)")
+    _option(serve, "--port", "DIDROUTER_PORT", "listen port (default: settings.listen.port, 4573)", type=int)
+    _dsn_option(serve)
+    _option(serve, "--spool", "DIDROUTER_SPOOL", "CDR journal file (default: settings.spool)", metavar="FILE")
+
+    check = commands.add_parser("check-config", help="validate a config; print every error and warning")
+    check.add_argument("file", nargs="?", help="config file (default: --config)")
+    _config_option(check)
+
+    migrate = commands.add_parser("migrate", help="apply the SQL migrations in sql/migrations to PostgreSQL")
+    _dsn_option(migrate)
+
+    globals_ = commands.add_parser("dialplan-globals", help="print [globals] with each campaign's static primary, for AGISTATUS=FAILURE")
+    _config_option(globals_)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from agi_server import logs
+
+    logs.configure(args.log_format, args.log_level)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"didrouter: {exc}", file=sys.stderr)
+        return 2
+    except DidrouterError as exc:
+        print(f"didrouter: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from agi_server.app import App, Overrides, run
+
+    app = App(args.config, Overrides(args.host, args.port, args.dsn, args.spool))
+    asyncio.run(run(app))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from agi_server.config.load import load_file
+
+    path = args.file or args.config
+    _, warnings = load_file(path)
+    for problem in warnings:
+        print(problem)
+    print(f"{path}: OK ({len(warnings)} warning(s))")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from agi_server.migrate import apply_migrations
+
+    if not args.dsn:
+        raise DidrouterError("migrate needs --dsn or DIDROUTER_DSN")
+    applied = asyncio.run(apply_migrations(args.dsn))
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def cmd_dialplan_globals(args: argparse.Namespace) -> int:
+    from agi_server.config.load import load_file
+    from agi_server.dialplan import static_globals
+
+    config, _ = load_file(args.config)
+    print(static_globals(config), end="")
+    return 0
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "check-config": cmd_check_config,
+    "migrate": cmd_migrate,
+    "dialplan-globals": cmd_dialplan_globals,
+}

@@ -1,0 +1,110 @@
+"""AGI routes: turn a request's environment into the channel variables to set.
+
+Each route handler is synchronous and returns the ordered ``(name, value)`` pairs
+to send as ``SET VARIABLE``; the connection handler does the I/O. The variable
+names are the dialplan contract (README, "Dialplan variables").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from agi_server.agi.protocol import Environment
+from agi_server.routing import policy
+from agi_server.routing.router import Router, SelectRequest
+
+log = structlog.get_logger("didrouter.routes")
+
+Variables = list[tuple[str, str]]
+
+# A destination goes into the Dial() string: "&" would add a channel and "/" or "@"
+# change the target, so only what a phone number can hold is accepted.
+_DESTINATION = re.compile(r"^\+?[0-9*#]{1,32}$")
+MAX_ATTEMPT = 99
+SELECT_PARAMETERS = {"campaign", "number", "attempt"}
+
+
+@dataclass(frozen=True)
+class Peer:
+    address: str
+    server: str
+
+
+class BadRequest(ValueError):
+    """The request cannot be served as asked; the message says why."""
+
+
+def status_only(status: str) -> Variables:
+    return [("DIDR_STATUS", status)]
+
+
+class Routes:
+    """Dispatch by route name. Unknown routes answer ``UNSUPPORTED_ROUTE``."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._handlers: dict[str, Callable[[Environment, Peer], Variables]] = {"select": self.select}
+
+    def add(self, name: str, handler: Callable[[Environment, Peer], Variables]) -> None:
+        self._handlers[name] = handler
+
+    def handle(self, env: Environment, peer_address: str) -> Variables:
+        peer = Peer(peer_address, self.router.server_for_peer(peer_address))
+        handler = self._handlers.get(env.request.route)
+        if handler is None:
+            log.warning("unsupported_route", route=env.request.route, uniqueid=env.get("agi_uniqueid"),
+                        peer=peer_address, reason="no handler for this route; no rotation slot used, no row written")
+            return status_only(policy.UNSUPPORTED_ROUTE)
+        try:
+            return handler(env, peer)
+        except BadRequest as exc:
+            log.warning("bad_request", route=env.request.route, uniqueid=env.get("agi_uniqueid"),
+                        peer=peer_address, reason=str(exc))
+            return status_only(policy.BAD_REQUEST)
+
+    def select(self, env: Environment, peer: Peer) -> Variables:
+        req = select_request(env, peer)
+        decision, attempt = self.router.select(req)
+        if decision.status != policy.OK:
+            return [("DIDR_STATUS", decision.status), ("DIDR_ATTEMPT", str(attempt))]
+        return [
+            ("CALLERID(num)", decision.callerid or ""),
+            ("DIDR_STATUS", decision.status),
+            ("DIDR_DIAL", decision.dial or ""),
+            ("DIDR_TRUNK", decision.trunk or ""),
+            ("DIDR_ROLE", decision.role or ""),
+            ("DIDR_ATTEMPT", str(attempt)),
+        ]
+
+
+def select_request(env: Environment, peer: Peer) -> SelectRequest:
+    """The dialplan contract for ``select`` (design.md), or :class:`BadRequest`."""
+    query, args = env.request.query, env.request.args
+    ignored = sorted(set(query) - SELECT_PARAMETERS)
+    if ignored:
+        log.info("ignored_parameters", route="select", parameters=ignored, uniqueid=env.get("agi_uniqueid"))
+    campaign = query.get("campaign") or (args[0] if args else "")
+    if not campaign:
+        raise BadRequest("no campaign: give ?campaign=NAME or the first AGI argument")
+    uniqueid = env.get("agi_uniqueid")
+    if not uniqueid:
+        raise BadRequest("no agi_uniqueid in the environment")
+    destination = query.get("number") or env.get("agi_extension")
+    if not _DESTINATION.match(destination):
+        raise BadRequest(f"destination {destination[:40]!r} is not a dialable number (digits, *, #, optional +)")
+    return SelectRequest(
+        server=peer.server, peer=peer.address, uniqueid=uniqueid, channel=env.get("agi_channel"),
+        campaign=campaign, destination=destination, attempt=_attempt(query.get("attempt")),
+    )
+
+
+def _attempt(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ATTEMPT:
+        raise BadRequest(f"attempt {raw[:10]!r} is not a number from 1 to {MAX_ATTEMPT}")
+    return int(raw)

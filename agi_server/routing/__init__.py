@@ -1,0 +1,1 @@
+"""Selection: the pure policy (``policy``) and the in-memory state around it (``router``)."""

@@ -1,0 +1,122 @@
+"""The router: one synchronous ``select`` per attempt over in-memory state.
+
+It resolves the campaign, the attempt number and the call's history, asks the pure
+policy for a :class:`Decision`, applies the rotation advance, remembers the DID on
+the call, hands a CDR record to the sink (a journal append, no network) and logs
+one event with the reason. Nothing here awaits: the AGI reply path never waits on
+PostgreSQL or AMI (design invariant 1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from agi_server.cdr.record import AttemptRecord
+from agi_server.config.model import Config
+from agi_server.routing import policy
+from agi_server.routing.policy import Decision
+from agi_server.routing.state import CallBook, Rotation
+
+log = structlog.get_logger("didrouter.select")
+
+
+class CdrSink(Protocol):
+    def record(self, rec: AttemptRecord) -> None: ...
+
+
+class HealthSource(Protocol):
+    def state(self, server: str, trunk: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class SelectRequest:
+    server: str
+    peer: str
+    uniqueid: str
+    channel: str
+    campaign: str
+    destination: str
+    attempt: int | None = None   # explicit attempt number from the dialplan, if any
+
+
+class Router:
+    """Owns the live config reference, rotation counters and the call book."""
+
+    def __init__(self, config: Config, sink: CdrSink, health: HealthSource | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.rotation = Rotation()
+        self.calls = CallBook()
+        self._sink = sink
+        self._health = health
+        self._clock = clock
+
+    def swap_config(self, config: Config) -> None:
+        """Use a new snapshot from the next select on; calls in flight keep theirs."""
+        self.config = config
+
+    def server_for_peer(self, peer: str) -> str:
+        """The Asterisk server an AGI client address belongs to.
+
+        A peer listed in a server's ``agi_peers`` is that server; otherwise, with
+        exactly one AMI server configured, it is that one; otherwise the peer
+        address itself names the server (its trunk health is then unknown).
+        """
+        servers = self.config.ami_servers
+        for server in servers:
+            if peer in server.agi_peers:
+                return server.name
+        return servers[0].name if len(servers) == 1 else peer
+
+    def select(self, req: SelectRequest) -> tuple[Decision, int]:
+        """Decide one attempt; returns the decision and the attempt number used."""
+        config = self.config
+        memory = self.calls.get(req.server, req.uniqueid)
+        attempt = req.attempt or memory.selects + 1
+        memory.selects = max(memory.selects, attempt)
+        campaign = config.campaigns.get(req.campaign)
+        if campaign is None:
+            decision = Decision(policy.UNKNOWN_CAMPAIGN, f"no campaign named {req.campaign!r}")
+        else:
+            decision = policy.decide(
+                config, campaign,
+                health=lambda trunk: self._trunk_health(req.server, trunk),
+                counters=lambda pool: self.rotation.get(campaign.name, pool, self._members(config, campaign.name, pool)),
+                tried=memory.tried,
+                destination=req.destination,
+                carrier_failed=memory.carrier_failed,
+            )
+            if decision.advance:
+                pool, value = decision.advance
+                self.rotation.set(campaign.name, pool, self._members(config, campaign.name, pool), value)
+        if decision.did:
+            memory.tried.append(decision.did)
+            memory.last_trunk = decision.trunk
+        self._record(req, attempt, decision)
+        return decision, attempt
+
+    def _members(self, config: Config, campaign: str, pool: str) -> tuple[str, ...]:
+        c = config.campaigns[campaign]
+        return (c.primary, *c.dynamic) if pool == policy.MAIN else c.fallback
+
+    def _trunk_health(self, server: str, trunk: str) -> str:
+        return self._health.state(server, trunk) if self._health else "up"
+
+    def _record(self, req: SelectRequest, attempt: int, decision: Decision) -> None:
+        now = self._clock()
+        log.info(
+            "select", status=decision.status, campaign=req.campaign, did=decision.did,
+            trunk=decision.trunk, role=decision.role, attempt=attempt, uniqueid=req.uniqueid,
+            server=req.server, reason=decision.reason,
+        )
+        self._sink.record(AttemptRecord(
+            server=req.server, uniqueid=req.uniqueid, attempt=attempt, campaign=req.campaign,
+            destination=req.destination, did=decision.did, trunk=decision.trunk,
+            role=decision.role, status=decision.status, reason=decision.reason,
+            decided_at=now, channel=req.channel, peer=req.peer,
+        ))
