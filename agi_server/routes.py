@@ -15,7 +15,8 @@ import structlog
 
 from agi_server.agi.protocol import Environment
 from agi_server.routing import policy
-from agi_server.routing.router import Router, SelectRequest
+from agi_server.outcomes import DIALSTATUSES
+from agi_server.routing.router import ReportRequest, Router, SelectRequest
 
 log = structlog.get_logger("didrouter.routes")
 
@@ -26,6 +27,7 @@ Variables = list[tuple[str, str]]
 _DESTINATION = re.compile(r"^\+?[0-9*#]{1,32}$")
 MAX_ATTEMPT = 99
 SELECT_PARAMETERS = {"campaign", "number", "attempt"}
+REPORT_PARAMETERS = {"attempt", "dialstatus", "hangupcause", "answered", "dialed", "number"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ class Routes:
 
     def __init__(self, router: Router) -> None:
         self.router = router
-        self._handlers: dict[str, Callable[[Environment, Peer], Variables]] = {"select": self.select}
+        self._handlers: dict[str, Callable[[Environment, Peer], Variables]] = {
+            "select": self.select, "report": self.report}
 
     def add(self, name: str, handler: Callable[[Environment, Peer], Variables]) -> None:
         self._handlers[name] = handler
@@ -81,6 +84,11 @@ class Routes:
         ]
 
 
+    def report(self, env: Environment, peer: Peer) -> Variables:
+        self.router.report(report_request(env, peer))
+        return status_only(policy.OK)
+
+
 def select_request(env: Environment, peer: Peer) -> SelectRequest:
     """The dialplan contract for ``select`` (design.md), or :class:`BadRequest`."""
     query, args = env.request.query, env.request.args
@@ -100,6 +108,37 @@ def select_request(env: Environment, peer: Peer) -> SelectRequest:
         server=peer.server, peer=peer.address, uniqueid=uniqueid, channel=env.get("agi_channel"),
         campaign=campaign, destination=destination, attempt=_attempt(query.get("attempt")),
     )
+
+
+def report_request(env: Environment, peer: Peer) -> ReportRequest:
+    """The ``report`` route: the Dial() result from the query, else ``agi_arg_1``/``agi_arg_2``.
+
+    ``report?attempt=N&dialstatus=${DIALSTATUS}&hangupcause=${HANGUPCAUSE}&answered=${ANSWEREDTIME}&dialed=${DIALEDTIME}``
+    """
+    query, args = env.request.query, env.request.args
+    ignored = sorted(set(query) - REPORT_PARAMETERS)
+    if ignored:
+        log.info("ignored_parameters", route="report", parameters=ignored, uniqueid=env.get("agi_uniqueid"))
+    uniqueid = env.get("agi_uniqueid")
+    if not uniqueid:
+        raise BadRequest("no agi_uniqueid in the environment")
+    dialstatus = (query.get("dialstatus") or (args[0] if args else "")).upper()
+    if dialstatus not in DIALSTATUSES:
+        raise BadRequest(f"dialstatus {dialstatus[:20]!r} is not a Dial() status")
+    cause = query.get("hangupcause") or (args[1] if len(args) > 1 else "")
+    return ReportRequest(
+        server=peer.server, uniqueid=uniqueid, dialstatus=dialstatus,
+        hangupcause=_whole(cause, "hangupcause"), answered_seconds=_whole(query.get("answered"), "answered"),
+        dialed_seconds=_whole(query.get("dialed"), "dialed"), attempt=_attempt(query.get("attempt")),
+    )
+
+
+def _whole(raw: str | None, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise BadRequest(f"{name} {raw[:10]!r} is not a whole number")
+    return int(raw)
 
 
 def _attempt(raw: str | None) -> int | None:

@@ -19,22 +19,23 @@ def select_commands(callerid: str, number: str, trunk: str, role: str, attempt: 
 
 
 UNSUPPORTED = ['SET VARIABLE DIDR_STATUS "UNSUPPORTED_ROUTE"']
+REPORTED = ['SET VARIABLE DIDR_STATUS "OK"']
 
 # What the server must send for each recorded session, first time it sees it.
 EXPECTED = {
     "agi-01-normal-select": select_commands("15557654321", "15551230001", "trunk-a", "primary", 1),
-    "agi-02-normal-report-answer": UNSUPPORTED,
+    "agi-02-normal-report-answer": REPORTED,
     "agi-03-normal-h-extension": UNSUPPORTED,
     # autumn, destination from ?number=; lang, empty, sp are ignored parameters
     "agi-05-extra-args-select": select_commands("15557654325", "15551230003", "trunk-a", "primary", 1),
-    "agi-06-extra-args-report": UNSUPPORTED,
+    "agi-06-extra-args-report": REPORTED,
     # winter has dynamic DIDs off: always its primary, even after the caller hung up
     "agi-07-hangup-during-agi": select_commands("15557654322", "15551230004", "trunk-a", "primary", 1),
-    "agi-09-report-busy-486": UNSUPPORTED,
-    "agi-11-report-congestion-503": UNSUPPORTED,
+    "agi-09-report-busy-486": REPORTED,
+    "agi-11-report-congestion-503": REPORTED,
     # "trunk=trunk-b" is not a parameter of select: ignored, spring's own rotation applies
     "agi-12-select-trunk-b": select_commands("15557654321", "15551230007", "trunk-a", "primary", 1),
-    "agi-13-report-chanunavail-trunk-b-unreachable": UNSUPPORTED,
+    "agi-13-report-chanunavail-trunk-b-unreachable": REPORTED,
 }
 
 
@@ -50,9 +51,35 @@ async def test_transcript_replay(name, byte_by_byte):
                             hangup_after_env=name.startswith("agi-07"))
     assert result.commands == EXPECTED[name]
     assert result.closed_by_server
-    selects = [r for r in sink.records]
-    assert len(selects) == (1 if name in ("agi-01-normal-select", "agi-05-extra-args-select",
-                                         "agi-07-hangup-during-agi", "agi-12-select-trunk-b") else 0)
+    kinds = [type(r).__name__ for r in sink.records]
+    if "select" in name or name.startswith("agi-07"):
+        assert kinds == ["AttemptRecord"]
+    elif "report" in name:
+        assert kinds == ["OutcomeRecord"] and sink.records[0].attempt is None   # orphan: no select seen
+    else:
+        assert kinds == []
+
+
+@pytest.mark.parametrize("report, dialstatus, cause, fault", [
+    ("agi-02-normal-report-answer", "ANSWER", 16, "answered"),
+    ("agi-09-report-busy-486", "BUSY", 17, "callee"),
+    ("agi-11-report-congestion-503", "CONGESTION", 34, "carrier"),
+    ("agi-13-report-chanunavail-trunk-b-unreachable", "CHANUNAVAIL", 3, "carrier"),
+])
+async def test_full_call_cycle_select_report_hangup(report, dialstatus, cause, fault):
+    uniqueid = env_block(report).split(b"agi_uniqueid: ")[1].split(b"\n")[0].decode()
+    select_env = with_env(env_block("agi-01-normal-select"), uniqueid=uniqueid)
+    async with running_server() as (port, router, sink):
+        selected = await play(port, select_env)
+        reported = await play(port, env_block(report))
+        hangup = await play(port, with_env(env_block("agi-03-normal-h-extension"), uniqueid=uniqueid))
+    assert selected.commands[1] == 'SET VARIABLE DIDR_STATUS "OK"'
+    assert reported.commands == REPORTED
+    assert hangup.commands == UNSUPPORTED
+    attempt, outcome = sink.records
+    assert (attempt.uniqueid, attempt.attempt, attempt.trunk) == (uniqueid, 1, "trunk-a")
+    assert (outcome.uniqueid, outcome.attempt, outcome.trunk) == (uniqueid, 1, "trunk-a")
+    assert (outcome.dialstatus, outcome.hangupcause, outcome.fault, outcome.source) == (dialstatus, cause, fault, "agi")
 
 
 async def test_three_attempts_of_one_call_take_primary_then_each_dynamic_did():

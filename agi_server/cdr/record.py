@@ -39,3 +39,31 @@ class AttemptRecord:
     def from_json(cls, data: dict[str, Any]) -> "AttemptRecord":
         values = {k: v for k, v in data.items() if k != "kind"}
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """How an attempt ended, from the ``report`` route (source "agi") or AMI ("ami").
+
+    ``attempt`` is None when no select is on record for the call and the report
+    named no attempt: such an outcome is kept as an orphan, never dropped.
+    """
+
+    server: str
+    uniqueid: str
+    attempt: int | None
+    dialstatus: str
+    hangupcause: int | None
+    answered_seconds: int | None
+    dialed_seconds: int | None
+    fault: str              # agi_server.outcomes class: answered, callee, carrier, ...
+    source: str             # "agi" | "ami"
+    reported_at: float
+    trunk: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "outcome", **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "OutcomeRecord":
+        return cls(**{k: v for k, v in data.items() if k != "kind"})

@@ -16,8 +16,9 @@ from typing import Protocol
 
 import structlog
 
-from agi_server.cdr.record import AttemptRecord
+from agi_server.cdr.record import AttemptRecord, OutcomeRecord
 from agi_server.config.model import Config
+from agi_server.outcomes import CARRIER, classify
 from agi_server.routing import policy
 from agi_server.routing.policy import Decision
 from agi_server.routing.state import CallBook, Rotation
@@ -26,11 +27,13 @@ log = structlog.get_logger("didrouter.select")
 
 
 class CdrSink(Protocol):
-    def record(self, rec: AttemptRecord) -> None: ...
+    def record(self, rec: AttemptRecord | OutcomeRecord) -> None: ...
 
 
 class HealthSource(Protocol):
     def state(self, server: str, trunk: str) -> str: ...
+
+    def report_outcome(self, server: str, trunk: str, dialstatus: str, hangupcause: int | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,17 @@ class SelectRequest:
     campaign: str
     destination: str
     attempt: int | None = None   # explicit attempt number from the dialplan, if any
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    server: str
+    uniqueid: str
+    dialstatus: str
+    hangupcause: int | None
+    answered_seconds: int | None = None
+    dialed_seconds: int | None = None
+    attempt: int | None = None
 
 
 class Router:
@@ -94,11 +108,37 @@ class Router:
             if decision.advance:
                 pool, value = decision.advance
                 self.rotation.set(campaign.name, pool, self._members(config, campaign.name, pool), value)
-        if decision.did:
+        if decision.did and decision.trunk:
             memory.tried.append(decision.did)
-            memory.last_trunk = decision.trunk
+            memory.trunks[attempt] = decision.trunk
         self._record(req, attempt, decision)
         return decision, attempt
+
+    def report(self, req: ReportRequest) -> OutcomeRecord:
+        """Record how an attempt ended; remember a carrier fault for the call's next select.
+
+        The attempt is the one named, else the call's latest select. With neither,
+        the outcome is an orphan (attempt None): logged and stored, never dropped.
+        """
+        memory = self.calls.peek(req.server, req.uniqueid)
+        attempt = req.attempt or (memory.selects if memory else None)
+        trunk = memory.trunks.get(attempt) if memory and attempt else None
+        fault = classify(req.dialstatus, req.hangupcause)
+        if memory:
+            memory.carrier_failed = fault == CARRIER
+        if trunk and self._health:
+            self._health.report_outcome(req.server, trunk, req.dialstatus, req.hangupcause)
+        outcome = OutcomeRecord(
+            server=req.server, uniqueid=req.uniqueid, attempt=attempt, dialstatus=req.dialstatus,
+            hangupcause=req.hangupcause, answered_seconds=req.answered_seconds,
+            dialed_seconds=req.dialed_seconds, fault=fault, source="agi", reported_at=self._clock(),
+            trunk=trunk,
+        )
+        log.info("outcome", uniqueid=req.uniqueid, server=req.server, attempt=attempt, trunk=trunk,
+                 dialstatus=req.dialstatus, hangupcause=req.hangupcause, fault=fault,
+                 reason="orphan: no select on record for this call" if attempt is None else f"{fault} outcome")
+        self._sink.record(outcome)
+        return outcome
 
     def _members(self, config: Config, campaign: str, pool: str) -> tuple[str, ...]:
         c = config.campaigns[campaign]

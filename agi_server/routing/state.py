@@ -32,9 +32,9 @@ class CallMemory:
     """What one call (Asterisk server + uniqueid) has been through so far."""
 
     selects: int = 0
-    tried: list[str] = field(default_factory=list)
-    carrier_failed: bool = False
-    last_trunk: str | None = None
+    tried: list[str] = field(default_factory=list)          # DIDs, in attempt order
+    trunks: dict[int, str] = field(default_factory=dict)    # attempt -> trunk used
+    carrier_failed: bool = False                             # last outcome's fault
 
 
 class CallBook:
