@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply the SQL migrations in sql/migrations to PostgreSQL")
     _dsn_option(migrate)
 
+    health = commands.add_parser("healthcheck", help="exit 0 if the FastAGI port accepts a connection (for Docker)")
+    _option(health, "--host", "DIDROUTER_HOST", "address to probe (default 127.0.0.1)", default="127.0.0.1")
+    _option(health, "--port", "DIDROUTER_PORT", "port to probe (default 4573)", type=int, default=4573)
+
     globals_ = commands.add_parser("dialplan-globals", help="print [globals] with each campaign's static primary, for AGISTATUS=FAILURE")
     _config_option(globals_)
     return parser
@@ -103,6 +107,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    """Connect and close without sending: the server logs such a probe at debug level only."""
+    import socket
+
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    try:
+        with socket.create_connection((host, int(args.port)), timeout=2.0):
+            return 0
+    except OSError as exc:
+        print(f"didrouter: FastAGI {host}:{args.port} not accepting: {exc}", file=sys.stderr)
+        return 1
+
+
 def cmd_dialplan_globals(args: argparse.Namespace) -> int:
     from agi_server.config.load import load_file
     from agi_server.dialplan import static_globals
@@ -117,4 +134,5 @@ COMMANDS = {
     "check-config": cmd_check_config,
     "migrate": cmd_migrate,
     "dialplan-globals": cmd_dialplan_globals,
+    "healthcheck": cmd_healthcheck,
 }

@@ -147,6 +147,10 @@ class AgiParser:
 
     def _finish(self) -> None:
         truncated = bool(self._buffer)
+        if self._env == {} and not truncated:
+            # Connected and closed without a byte: a port probe (health check).
+            self._events.append(Closed(clean=True))
+            return
         if self._env is not None:
             raise ProtocolError(
                 f"environment truncated: EOF after {len(self._env)} line(s), before the blank line"

@@ -82,7 +82,10 @@ class AgiServer:
         except ProtocolError as exc:
             log.warning("agi_protocol_error", peer=peer, uniqueid=uniqueid, reason=str(exc))
         except PeerGone as exc:
-            log.warning("agi_peer_gone", peer=peer, uniqueid=uniqueid, hung_up=session.hung_up, reason=str(exc))
+            if session.bytes_in == 0:   # connect-and-close: a health check or port probe
+                log.debug("agi_probe", peer=peer)
+            else:
+                log.warning("agi_peer_gone", peer=peer, uniqueid=uniqueid, hung_up=session.hung_up, reason=str(exc))
         except TimeoutError:
             log.warning("agi_session_timeout", peer=peer, uniqueid=uniqueid, reason=f"session over {timeouts.session} s")
         finally:

@@ -30,6 +30,7 @@ class AgiSession:
         self._parser = AgiParser()
         self._pending: list[object] = []
         self.hung_up = False
+        self.bytes_in = 0
 
     async def read_environment(self, timeout: float) -> Environment:
         event = await self._next_event(timeout, "environment")
@@ -58,6 +59,7 @@ class AgiSession:
             async with asyncio.timeout(timeout):
                 while not self._pending:
                     data = await self._reader.read(READ_CHUNK)
+                    self.bytes_in += len(data)
                     self._parser.feed(data)
                     self._pending.extend(self._parser.events())
         except TimeoutError:
