@@ -17,6 +17,8 @@ from agi_server.agi.server import AgiServer
 from agi_server.cdr.writer import CdrWriter
 from agi_server.config.load import load_file
 from agi_server.config.model import Config
+from agi_server.errors import StoreError
+from agi_server.migrate import apply_migrations
 from agi_server.routes import Routes
 from agi_server.routing.router import Router
 
@@ -51,6 +53,14 @@ class App:
         self.routes = Routes(self.router)
         self.agi = AgiServer(self.routes.handle, lambda: self.router.config.settings.timeouts)
         self.port: int | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def spawn(self, coro, name: str) -> asyncio.Task:
+        """Start a background task that is kept, and cancelled by :meth:`stop`."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _load(self) -> Config:
         config, warnings = load_file(self.config_path)
@@ -61,13 +71,31 @@ class App:
     async def start(self) -> int:
         settings = self.config.settings
         await self.cdr.start()
+        if settings.dsn:
+            self.spawn(self._migrate(settings.dsn), "migrate")
         self.port = await self.agi.start(settings.host, settings.port)
         log.info("didrouter_started", config=self.config_path, campaigns=sorted(self.config.campaigns),
                  cdr="postgresql+spool" if settings.dsn else "spool only", spool=settings.spool)
         return self.port
 
+    async def _migrate(self, dsn: str, attempts: int = 30) -> None:
+        """Bring the schema up to date in the background; rows wait in the spool meanwhile."""
+        for attempt in range(1, attempts + 1):
+            try:
+                applied = await apply_migrations(dsn)
+            except StoreError as exc:
+                log.warning("migrate_failed", attempt=attempt, reason=str(exc))
+                await asyncio.sleep(min(30.0, 2.0 * attempt))
+                continue
+            log.info("schema_ready", applied=applied)
+            return
+        log.error("migrate_gave_up", reason="run `didrouter migrate` by hand; CDR rows wait in the spool")
+
     async def stop(self) -> None:
         await self.agi.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.cdr.stop()
         log.info("didrouter_stopped", served=self.agi.served)
 

@@ -243,20 +243,21 @@ async def test_bad_entries_are_set_aside_and_unknown_kinds_kept(
         f.write(json.dumps(good.to_json()) + "\n")
         f.write(json.dumps({**make_attempt().to_json(), "attempt": "two"}) + "\n")
         f.write(json.dumps({**make_attempt().to_json(), "campaign": "a\x00b"}) + "\n")
-        f.write(json.dumps({"kind": "outcome", "uniqueid": good.uniqueid}) + "\n")
+        f.write(json.dumps({"kind": "outcome", "uniqueid": good.uniqueid}) + "\n")   # malformed
+        f.write(json.dumps({"kind": "future", "uniqueid": good.uniqueid}) + "\n")    # unknown kind
     w = writer(spool_path, clean_db)
     with capture_logs() as logs:
         await w.start()
         await wait_until(lambda: w.stats()["backlog_segments"] == 0)
     await w.stop()
     assert [r["uniqueid"] for r in await fetch_rows(clean_db)] == [good.uniqueid]
-    assert w.stats()["rejected"] == 2
+    assert w.stats()["rejected"] == 3
     rejected = (spool_path.parent / "cdr.spool.rejected").read_text().splitlines()
-    assert len(rejected) == 2
+    assert len(rejected) == 3
     assert any(e["event"] == "cdr_unknown_kind_kept" for e in logs)
     # The segment holds an entry nobody understands yet: it is kept, not deleted.
     kept = [e for seg in segment_files(spool_path) for e in read_entries(seg)]
-    assert {"kind": "outcome", "uniqueid": good.uniqueid} in kept
+    assert {"kind": "future", "uniqueid": good.uniqueid} in kept
 
 
 async def test_memory_is_bounded_during_an_outage(

@@ -20,6 +20,7 @@ EXPECTED_COLUMNS = {
     "channel": "text", "peer": "text", "dialstatus": "text", "hangupcause": "integer",
     "answered_seconds": "numeric", "dialed_seconds": "numeric", "outcome_fault": "text", "outcome_source": "text",
     "outcome_at": "timestamp with time zone", "inserted_at": "timestamp with time zone",
+    "outcome_trunk": "text",
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import asyncpg
 
 from agi_server import sqlfiles
-from agi_server.cdr.record import AttemptRecord
+from agi_server.cdr.record import AttemptRecord, OutcomeRecord
 
 # Errors that mean "the database is not there right now": retry later, keep the rows.
 DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -51,6 +51,26 @@ def attempt_from_entry(entry: dict[str, Any]) -> AttemptRecord:
     return rec
 
 
+def outcome_from_entry(entry: dict[str, Any]) -> OutcomeRecord:
+    """The :class:`OutcomeRecord` of an ``outcome`` entry, checked; else :class:`BadEntry`."""
+    try:
+        rec = OutcomeRecord.from_json(entry)
+    except TypeError as exc:
+        raise BadEntry(str(exc)) from None
+    for name in ("server", "uniqueid", "dialstatus", "fault", "source"):
+        _check_text(name, getattr(rec, name), nullable=False)
+    _check_text("trunk", rec.trunk, nullable=True)
+    if rec.attempt is not None and (type(rec.attempt) is not int or not 1 <= rec.attempt <= _INT32_MAX):
+        raise BadEntry(f"attempt must be an integer >= 1 or null, got {rec.attempt!r}")
+    for name in ("hangupcause", "answered_seconds", "dialed_seconds"):
+        value = getattr(rec, name)
+        if value is not None and (type(value) is not int or not 0 <= value <= _INT32_MAX):
+            raise BadEntry(f"{name} must be a whole number >= 0 or null, got {value!r}")
+    if isinstance(rec.reported_at, bool) or not isinstance(rec.reported_at, (int, float)):
+        raise BadEntry(f"reported_at must be a UNIX time, got {rec.reported_at!r}")
+    return rec
+
+
 def _check_text(name: str, value: Any, nullable: bool) -> None:
     if value is None and nullable:
         return
@@ -67,6 +87,21 @@ def attempt_arrays(records: Sequence[AttemptRecord]) -> list[list[Any]]:
     arrays = [[getattr(rec, col) for rec in records] for col in columns]
     arrays[10] = [float(x) for x in arrays[10]]
     return arrays
+
+
+def outcome_arrays(records: Sequence[OutcomeRecord]) -> list[list[Any]]:
+    """The 11 parallel arrays ``apply_outcomes.sql`` takes, in its parameter order."""
+    columns = ("server", "uniqueid", "attempt", "dialstatus", "hangupcause", "answered_seconds",
+               "dialed_seconds", "fault", "source", "reported_at", "trunk")
+    arrays = [[getattr(rec, col) for rec in records] for col in columns]
+    arrays[9] = [float(x) for x in arrays[9]]
+    return arrays
+
+
+async def apply_outcomes(conn: asyncpg.Connection, outcomes: Sequence[OutcomeRecord], timeout: float) -> None:
+    """Complete attempt rows with ``outcomes`` (or hold them as pending/orphans)."""
+    if outcomes:
+        await conn.execute(sqlfiles.query("apply_outcomes"), *outcome_arrays(outcomes), timeout=timeout)
 
 
 async def insert_attempts(
@@ -109,8 +144,9 @@ class AttemptStore:
         self._reject = reject
         self._pool: asyncpg.Pool | None = None
 
-    async def insert(self, records: Sequence[AttemptRecord]) -> int:
-        """Insert ``records`` (duplicates ignored); return how many rows were new."""
+    async def insert(self, records: Sequence[AttemptRecord], outcomes: Sequence[OutcomeRecord] = ()) -> int:
+        """Insert ``records`` (duplicates ignored), then apply ``outcomes``, in one
+        transaction; return how many attempt rows were new."""
         if self._pool is None:
             # min_size=0: no connection until needed, so this never waits on the server.
             self._pool = await asyncio.wait_for(asyncpg.create_pool(
@@ -119,25 +155,36 @@ class AttemptStore:
         conn = await self._pool.acquire(timeout=self._connect_timeout)
         try:
             try:
-                return await insert_attempts(conn, records, self._query_timeout)
+                async with conn.transaction():
+                    return await self._write(conn, records, outcomes)
             except DB_ERRORS as exc:
                 if not is_data_error(exc):
                     raise
-                return await self._insert_each(conn, records)
+                return await self._insert_each(conn, records, outcomes)
         finally:
             await self._pool.release(conn, timeout=self._connect_timeout)
 
-    async def _insert_each(self, conn: asyncpg.Connection,
-                           records: Sequence[AttemptRecord]) -> int:
-        """The batch was refused for its data: go row by row, set refused rows aside."""
+    async def _write(self, conn: asyncpg.Connection, records: Sequence[AttemptRecord],
+                     outcomes: Sequence[OutcomeRecord]) -> int:
+        inserted = await insert_attempts(conn, records, self._query_timeout)
+        if records:
+            await conn.execute(sqlfiles.query("adopt_pending_outcomes"), timeout=self._query_timeout)
+        await apply_outcomes(conn, outcomes, self._query_timeout)
+        return inserted
+
+    async def _insert_each(self, conn: asyncpg.Connection, records: Sequence[AttemptRecord],
+                           outcomes: Sequence[OutcomeRecord]) -> int:
+        """The batch was refused for its data: go entry by entry, set refused ones aside."""
         inserted = 0
-        for rec in records:
+        single = [([rec], []) for rec in records] + [([], [out]) for out in outcomes]
+        for attempts, outs in single:
             try:
-                inserted += await insert_attempts(conn, [rec], self._query_timeout)
+                async with conn.transaction():
+                    inserted += await self._write(conn, attempts, outs)
             except DB_ERRORS as exc:
                 if not is_data_error(exc):
                     raise
-                self._reject(rec.to_json(), f"{type(exc).__name__}: {exc}")
+                self._reject((attempts or outs)[0].to_json(), f"{type(exc).__name__}: {exc}")
         return inserted
 
     async def close(self) -> None:

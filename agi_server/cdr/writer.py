@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from dataclasses import dataclass
 from collections import deque
 from typing import Any
 
@@ -31,7 +32,7 @@ import structlog
 
 from agi_server.cdr import store
 from agi_server.cdr.journal import DEFAULT_SEGMENT_BYTES, Journal, read_entries
-from agi_server.cdr.record import AttemptRecord
+from agi_server.cdr.record import AttemptRecord, OutcomeRecord
 from agi_server.errors import StoreError
 
 log = structlog.get_logger()
@@ -42,6 +43,21 @@ QUERY_TIMEOUT = 10.0
 STOP_TIMEOUT = 3.0
 
 Queued = tuple[int | None, dict[str, Any]]  # (journal segment, or None if not journaled; entry)
+PARSERS = {"attempt": store.attempt_from_entry, "outcome": store.outcome_from_entry}
+
+
+@dataclass
+class Batch:
+    """Entries of one write. Attempts are written before outcomes; an outcome whose
+    attempt row is not there yet is held in cdr_outcome_pending and adopted later,
+    so the order across batches does not matter."""
+
+    attempts: list[AttemptRecord]
+    outcomes: list[OutcomeRecord]
+
+    def chunks(self, size: int):
+        for start in range(0, max(len(self.attempts), len(self.outcomes)), size):
+            yield Batch(self.attempts[start:start + size], self.outcomes[start:start + size])
 
 
 class CdrWriter:
@@ -72,12 +88,12 @@ class CdrWriter:
         self._spool_failing = False
         self._unknown_kinds: set[str] = set()
         self._counts = dict.fromkeys(
-            ("written", "duplicates", "failed_batches", "spooled", "spool_errors",
+            ("written", "duplicates", "outcomes", "failed_batches", "spooled", "spool_errors",
              "rejected"), 0)
 
     # -- reply path ------------------------------------------------------------
 
-    def record(self, rec: AttemptRecord) -> None:
+    def record(self, rec: AttemptRecord | OutcomeRecord) -> None:
         """Journal ``rec`` and queue it for PostgreSQL. Never awaits, never raises
         on disk trouble (the failure is logged and counted in ``spool_errors``)."""
         entry = rec.to_json()
@@ -224,7 +240,7 @@ class CdrWriter:
         generation = self._generation
         batch = list(itertools.islice(self._queue, self._batch_size))
         records, settled = self._sort(batch)
-        if records and not await self._write_with_retry(records):
+        if (records.attempts or records.outcomes) and not await self._write_with_retry(records):
             return False
         if generation != self._generation:
             return True  # spilled meanwhile: these entries are in the backlog now
@@ -242,30 +258,31 @@ class CdrWriter:
         path = self._journal.segment_path(seq)
         entries = await asyncio.to_thread(read_entries, path)
         records, settled = self._sort([(seq, e) for e in entries])
-        for start in range(0, len(records), self._batch_size):
-            if not await self._write_with_retry(records[start:start + self._batch_size]):
+        for chunk in records.chunks(self._batch_size):
+            if not await self._write_with_retry(chunk):
                 return  # stopping: the segment stays in the backlog and on disk
         self._backlog.popleft()
         complete = len(settled) == len(entries)
         if complete:
             self._delete(seq)
         log.info("cdr_segment_replayed", segment=str(path), entries=len(entries),
-                 rows=len(records), deleted=complete)
+                 rows=len(records.attempts), outcomes=len(records.outcomes), deleted=complete)
 
-    def _sort(self, batch: list[Queued]) -> tuple[list[AttemptRecord], list[int | None]]:
-        """Split a batch into attempt rows to insert and the segments of every entry
-        settled by this batch (bad entries are settled by moving them aside)."""
-        records: list[AttemptRecord] = []
+    def _sort(self, batch: list[Queued]) -> tuple["Batch", list[int | None]]:
+        """Split a batch into attempt rows and outcomes to write, and the segments of
+        every entry settled by this batch (bad entries are settled by moving them aside)."""
+        records = Batch([], [])
         settled: list[int | None] = []
         for seq, entry in batch:
             kind = entry.get("kind")
-            if kind != "attempt":
+            if kind not in PARSERS:
                 if kind not in self._unknown_kinds:
                     self._unknown_kinds.add(kind)
                     log.warning("cdr_unknown_kind_kept", kind=kind)
                 continue
             try:
-                records.append(store.attempt_from_entry(entry))
+                parsed = PARSERS[kind](entry)
+                (records.attempts if kind == "attempt" else records.outcomes).append(parsed)
             except store.BadEntry as exc:
                 if not self._reject(entry, str(exc)):
                     continue
@@ -282,19 +299,19 @@ class CdrWriter:
         log.error("cdr_entry_rejected", error=error, entry=entry)
         return True
 
-    async def _write_with_retry(self, records: list[AttemptRecord]) -> bool:
+    async def _write_with_retry(self, records: "Batch") -> bool:
         """Insert until it works (True) or the writer is stopping (False)."""
         failures = 0
         while True:
             try:
-                inserted = await self._db.insert(records)
+                inserted = await self._db.insert(records.attempts, records.outcomes)
             except store.DB_ERRORS as exc:
                 failures += 1
                 self._counts["failed_batches"] += 1
                 delay = min(self._retry_cap, RETRY_FIRST * 2 ** (failures - 1))
                 delay *= random.uniform(0.5, 1.0)  # de-synchronise a farm of writers
                 log.warning("cdr_db_write_failed", error=str(exc) or type(exc).__name__,
-                            error_type=type(exc).__name__, rows=len(records),
+                            error_type=type(exc).__name__, rows=len(records.attempts),
                             failures=failures, retry_in=round(delay, 2))
                 if self._stopping.is_set():
                     return False
@@ -303,9 +320,10 @@ class CdrWriter:
                     return False
             else:
                 self._counts["written"] += inserted
-                self._counts["duplicates"] += len(records) - inserted
+                self._counts["duplicates"] += len(records.attempts) - inserted
+                self._counts["outcomes"] += len(records.outcomes)
                 if failures:
-                    log.info("cdr_db_recovered", failures=failures, rows=len(records))
+                    log.info("cdr_db_recovered", failures=failures, rows=len(records.attempts))
                 return True
 
     # -- helpers -----------------------------------------------------------------
