@@ -28,13 +28,25 @@ def _dsn_option(parser: argparse.ArgumentParser) -> None:
     _option(parser, "--dsn", "DIDROUTER_DSN", "PostgreSQL DSN, e.g. postgresql://user@host/db", metavar="DSN")
 
 
+class _Commands:
+    """Subparsers that all take the common options (logging)."""
+
+    def __init__(self, subparsers, common: argparse.ArgumentParser) -> None:
+        self._subparsers = subparsers
+        self._common = common
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self._subparsers.add_parser(name, parents=[self._common], **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="didrouter", description="Caller-ID (DID) and trunk selection for Asterisk, over FastAGI.")
     parser.add_argument("--version", action="version", version=f"didrouter {__version__}")
-    _option(parser, "--log-format", "DIDROUTER_LOG_FORMAT", "log format: auto, json or console (default auto)",
+    common = argparse.ArgumentParser(add_help=False)
+    _option(common, "--log-format", "DIDROUTER_LOG_FORMAT", "log format: auto, json or console (default auto)",
             default="auto", choices=("auto", "json", "console"))
-    _option(parser, "--log-level", "DIDROUTER_LOG_LEVEL", "log level (default info)", default="info")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _option(common, "--log-level", "DIDROUTER_LOG_LEVEL", "log level (default info)", default="info")
+    commands = _Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
 
     serve = commands.add_parser("serve", help="run the FastAGI server")
     _config_option(serve)

@@ -109,8 +109,7 @@ class Router:
                 pool, value = decision.advance
                 self.rotation.set(campaign.name, pool, self._members(config, campaign.name, pool), value)
         if decision.did and decision.trunk:
-            memory.tried.append(decision.did)
-            memory.trunks[attempt] = decision.trunk
+            memory.attempts.append((attempt, decision.did, decision.trunk))
         self._record(req, attempt, decision)
         return decision, attempt
 
@@ -122,7 +121,7 @@ class Router:
         """
         memory = self.calls.peek(req.server, req.uniqueid)
         attempt = req.attempt or (memory.selects if memory else None)
-        trunk = memory.trunks.get(attempt) if memory and attempt else None
+        trunk = memory.trunk_of(attempt) if memory and attempt else None
         fault = classify(req.dialstatus, req.hangupcause)
         if memory:
             memory.carrier_failed = fault == CARRIER

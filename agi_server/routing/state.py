@@ -27,14 +27,22 @@ class Rotation:
         self._counters[(campaign, pool, members)] = value
 
 
-@dataclass
+@dataclass(slots=True)
 class CallMemory:
     """What one call (Asterisk server + uniqueid) has been through so far."""
 
     selects: int = 0
-    tried: list[str] = field(default_factory=list)          # DIDs, in attempt order
-    trunks: dict[int, str] = field(default_factory=dict)    # attempt -> trunk used
+    # (attempt, DID, trunk) of each attempt that got a DID, in order. A list of
+    # tuples rather than a dict: ~300 bytes less per remembered call.
+    attempts: list[tuple[int, str, str]] = field(default_factory=list)
     carrier_failed: bool = False                             # last outcome's fault
+
+    @property
+    def tried(self) -> list[str]:
+        return [did for _, did, _ in self.attempts]
+
+    def trunk_of(self, attempt: int) -> str | None:
+        return next((trunk for n, _, trunk in self.attempts if n == attempt), None)
 
 
 class CallBook:
@@ -44,7 +52,7 @@ class CallBook:
     far more than the calls in flight on a farm of Asterisk boxes.
     """
 
-    def __init__(self, capacity: int = 200_000) -> None:
+    def __init__(self, capacity: int = 100_000) -> None:
         self._calls: OrderedDict[tuple[str, str], CallMemory] = OrderedDict()
         self._capacity = capacity
 
