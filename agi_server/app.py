@@ -3,21 +3,28 @@
 Start-up order: load config (a bad one stops start-up with every problem listed),
 start the CDR writer (journal first, PostgreSQL in the background), then listen.
 Shutdown is the reverse, and every task started is cancelled and awaited.
+
+Reload (SIGHUP for a file, NOTIFY for the database): a new snapshot replaces the
+old one for the next select; calls in flight keep theirs; a config that fails
+validation is logged problem by problem and the last good one stays. Settings that
+need a restart (listen address, DSN, spool) are kept and a warning says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import structlog
 
 from agi_server.agi.server import AgiServer
 from agi_server.cdr.writer import CdrWriter
-from agi_server.config.load import load_file
 from agi_server.config.model import Config
-from agi_server.errors import StoreError
+from agi_server.config.source import ConfigSource, DatabaseSource, FileSource
+from agi_server.errors import ConfigError, StoreError
 from agi_server.migrate import apply_migrations
 from agi_server.routes import Routes
 from agi_server.routing.router import Router
@@ -40,13 +47,30 @@ def apply_overrides(config: Config, overrides: Overrides) -> Config:
     return replace(config, settings=replace(config.settings, **changes)) if changes else config
 
 
-class App:
-    """One didrouter process. ``start()`` returns the FastAGI port actually bound."""
+RESTART_SETTINGS = ("host", "port", "dsn", "spool", "spool_fsync_interval")
 
-    def __init__(self, config_path: str, overrides: Overrides = Overrides()) -> None:
-        self.config_path = config_path
+
+class App:
+    """One didrouter process. ``start()`` returns the FastAGI port actually bound.
+
+    Build it with :meth:`create` (loads the config); ``source`` may be a YAML path.
+    """
+
+    @classmethod
+    async def create(cls, source: ConfigSource | str, overrides: Overrides = Overrides()) -> "App":
+        source = FileSource(source) if isinstance(source, str) else source
+        config, warnings = await source.load()
+        _log_problems(warnings)
+        return cls(source, apply_overrides(config, overrides), overrides)
+
+    def __init__(self, source: ConfigSource, config: Config, overrides: Overrides = Overrides()) -> None:
+        self.source = source
         self.overrides = overrides
-        self.config = self._load()
+        self.config = config
+        self.reloads = 0
+        self._reload_task: asyncio.Task | None = None
+        self._reload_again = False
+        self._listener = None
         settings = self.config.settings
         self.cdr = CdrWriter(settings.spool, settings.dsn, settings.spool_fsync_interval)
         self.router = Router(self.config, self.cdr)
@@ -62,19 +86,60 @@ class App:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _load(self) -> Config:
-        config, warnings = load_file(self.config_path)
-        for problem in warnings:
-            log.warning("config_warning", source=problem.source, field=problem.field, reason=problem.message)
-        return apply_overrides(config, self.overrides)
+    def request_reload(self) -> None:
+        """Reload soon; requests that arrive during a reload coalesce into one more."""
+        if self._reload_task and not self._reload_task.done():
+            self._reload_again = True
+            return
+        self._reload_task = self.spawn(self._reload_until_settled(), "reload")
+
+    async def _reload_until_settled(self) -> None:
+        while True:
+            self._reload_again = False
+            await self.reload()
+            if not self._reload_again:
+                return
+
+    async def reload(self) -> bool:
+        """Load the source again; swap on success, keep the last good config on failure."""
+        try:
+            config, warnings = await self.source.load()
+        except ConfigError as exc:
+            _log_problems(exc.problems)
+            log.error("config_reload_rejected", source=self.source.description, reason=str(exc),
+                      detail="keeping the last good config")
+            return False
+        _log_problems(warnings)
+        config = apply_overrides(config, self.overrides)
+        config = self._keep_restart_settings(config)
+        self.config = config
+        self.router.swap_config(config)
+        self.reloads += 1
+        log.info("config_reloaded", source=self.source.description, campaigns=sorted(config.campaigns))
+        return True
+
+    def _keep_restart_settings(self, config: Config) -> Config:
+        old = self.config.settings
+        changed = [name for name in RESTART_SETTINGS if getattr(config.settings, name) != getattr(old, name)]
+        if not changed:
+            return config
+        log.warning("config_needs_restart", settings=changed, detail="these settings apply at the next start")
+        return replace(config, settings=replace(config.settings, **{n: getattr(old, n) for n in changed}))
 
     async def start(self) -> int:
         settings = self.config.settings
         await self.cdr.start()
         if settings.dsn:
             self.spawn(self._migrate(settings.dsn), "migrate")
+        if isinstance(self.source, DatabaseSource):
+            from agi_server.config.db import ConfigListener
+
+            # Every change to the config tables NOTIFYs; the listener also fires
+            # after each (re)connect, since notifications sent meanwhile are lost.
+            self._listener = ConfigListener(self.source.dsn, self.request_reload)
+            await self._listener.start()
         self.port = await self.agi.start(settings.host, settings.port)
-        log.info("didrouter_started", config=self.config_path, campaigns=sorted(self.config.campaigns),
+        log.info("didrouter_started", config=self.source.description, campaigns=sorted(self.config.campaigns),
                  cdr="postgresql+spool" if settings.dsn else "spool only", spool=settings.spool)
         return self.port
 
@@ -93,6 +158,8 @@ class App:
 
     async def stop(self) -> None:
         await self.agi.stop()
+        if self._listener is not None:
+            await self._listener.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -100,14 +167,25 @@ class App:
         log.info("didrouter_stopped", served=self.agi.served)
 
 
-async def run(app: App) -> None:
-    """Serve until SIGINT or SIGTERM."""
+def _log_problems(problems) -> None:
+    for problem in problems:
+        event = log.error if problem.severity == "error" else log.warning
+        event(f"config_{problem.severity}", source=problem.source, field=problem.field, reason=problem.message)
+
+
+async def run(app: App, pidfile: str | None = None) -> None:
+    """Serve until SIGINT or SIGTERM; SIGHUP reloads the config."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.request_reload)
     await app.start()
+    if pidfile:
+        Path(pidfile).write_text(f"{os.getpid()}\n")
     try:
         await stop.wait()
     finally:
         await app.stop()
+        if pidfile:
+            Path(pidfile).unlink(missing_ok=True)

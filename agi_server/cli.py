@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     _option(serve, "--port", "DIDROUTER_PORT", "listen port (default: settings.listen.port, 4573)", type=int)
     _dsn_option(serve)
     _option(serve, "--spool", "DIDROUTER_SPOOL", "CDR journal file (default: settings.spool)", metavar="FILE")
+    _option(serve, "--config-source", "DIDROUTER_CONFIG_SOURCE",
+            "read campaigns from the YAML --config (file) or from PostgreSQL at --dsn (database); default file",
+            default="file", choices=("file", "database"))
+    _option(serve, "--pidfile", "DIDROUTER_PIDFILE", "write the process id here (for kill -HUP to reload)", metavar="FILE")
 
     check = commands.add_parser("check-config", help="validate a config; print every error and warning")
     check.add_argument("file", nargs="?", help="config file (default: --config)")
@@ -92,9 +96,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from agi_server.app import App, Overrides, run
+    from agi_server.config.source import DatabaseSource, FileSource
 
-    app = App(args.config, Overrides(args.host, args.port, args.dsn, args.spool))
-    asyncio.run(run(app))
+    if args.config_source == "database":
+        if not args.dsn:
+            raise DidrouterError("--config-source database needs --dsn or DIDROUTER_DSN")
+        source = DatabaseSource(args.dsn)
+    else:
+        source = FileSource(args.config)
+
+    async def main() -> None:
+        app = await App.create(source, Overrides(args.host, args.port, args.dsn, args.spool))
+        await run(app, args.pidfile)
+
+    asyncio.run(main())
     return 0
 
 

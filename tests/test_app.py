@@ -9,7 +9,7 @@ from tests.test_cdr_writer import fetch_rows
 
 
 async def test_three_attempts_land_three_rows_in_postgresql(clean_db, tmp_path, wait_until):
-    app = App(str(EXAMPLE_CONFIG), Overrides(port=0, dsn=clean_db, spool=str(tmp_path / "spool")))
+    app = await App.create(str(EXAMPLE_CONFIG), Overrides(port=0, dsn=clean_db, spool=str(tmp_path / "spool")))
     port = await app.start()
     try:
         results = [await play(port, env_block("agi-01-normal-select")) for _ in range(3)]
@@ -36,7 +36,7 @@ async def test_three_attempts_land_three_rows_in_postgresql(clean_db, tmp_path, 
 
 async def test_without_a_dsn_rows_go_to_the_spool_file(tmp_path):
     spool = tmp_path / "var" / "cdr.spool"
-    app = App(str(EXAMPLE_CONFIG), Overrides(port=0, spool=str(spool)))
+    app = await App.create(str(EXAMPLE_CONFIG), Overrides(port=0, spool=str(spool)))
     port = await app.start()
     try:
         await play(port, env_block("agi-05-extra-args-select"))

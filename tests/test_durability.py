@@ -26,7 +26,7 @@ async def count_rows(dsn: str) -> int:
 
 
 async def test_locked_table_delays_no_reply_and_loses_nothing(clean_db, tmp_path, wait_until):
-    app = App(str(EXAMPLE_CONFIG), Overrides(port=0, dsn=clean_db, spool=str(tmp_path / "spool")))
+    app = await App.create(str(EXAMPLE_CONFIG), Overrides(port=0, dsn=clean_db, spool=str(tmp_path / "spool")))
     port = await app.start()
     locker = await asyncpg.connect(clean_db)
     try:
@@ -51,7 +51,7 @@ async def test_locked_table_delays_no_reply_and_loses_nothing(clean_db, tmp_path
 async def test_database_outage_mid_run_loses_and_duplicates_nothing(clean_db, tmp_path, wait_until):
     proxy = CuttableProxy()
     await proxy.start()
-    app = App(str(EXAMPLE_CONFIG), Overrides(port=0, dsn=proxy.dsn(clean_db), spool=str(tmp_path / "spool")))
+    app = await App.create(str(EXAMPLE_CONFIG), Overrides(port=0, dsn=proxy.dsn(clean_db), spool=str(tmp_path / "spool")))
     app.cdr._retry_cap = 0.2   # retry quickly in the test (default 30 s)
     port = await app.start()
     try:
@@ -83,7 +83,7 @@ async def test_kill_9_loses_no_decision_that_reached_asterisk(clean_db, tmp_path
     finally:
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
-    app = App(str(EXAMPLE_CONFIG), Overrides(port=0, dsn=clean_db, spool=str(spool)))
+    app = await App.create(str(EXAMPLE_CONFIG), Overrides(port=0, dsn=clean_db, spool=str(spool)))
     await app.start()
     try:
         await wait_until(lambda: app.cdr.stats()["written"] == 25, timeout=30)
