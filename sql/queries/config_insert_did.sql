@@ -1,0 +1,1 @@
+INSERT INTO config_did (number, trunk) VALUES ($1, $2)

@@ -1,0 +1,1 @@
+SELECT number, trunk FROM config_did ORDER BY number
