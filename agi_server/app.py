@@ -42,6 +42,18 @@ class Overrides:
     spool: str | None = None
 
 
+@dataclass(frozen=True)
+class Worker:
+    """This process's place among ``count`` workers sharing one port (``--workers``)."""
+
+    index: int = 0
+    count: int = 1
+
+    def spool(self, path: str) -> str:
+        """Each worker journals to its own spool (a journal has one owner)."""
+        return path if self.count == 1 else f"{path}-w{self.index}"
+
+
 def apply_overrides(config: Config, overrides: Overrides) -> Config:
     changes = {k: v for k, v in vars(overrides).items() if v not in (None, "")}
     return replace(config, settings=replace(config.settings, **changes)) if changes else config
@@ -57,14 +69,17 @@ class App:
     """
 
     @classmethod
-    async def create(cls, source: ConfigSource | str, overrides: Overrides = Overrides()) -> "App":
+    async def create(cls, source: ConfigSource | str, overrides: Overrides = Overrides(),
+                     worker: Worker = Worker()) -> "App":
         source = FileSource(source) if isinstance(source, str) else source
         config, warnings = await source.load()
         _log_problems(warnings)
-        return cls(source, apply_overrides(config, overrides), overrides)
+        return cls(source, apply_overrides(config, overrides), overrides, worker)
 
-    def __init__(self, source: ConfigSource, config: Config, overrides: Overrides = Overrides()) -> None:
+    def __init__(self, source: ConfigSource, config: Config, overrides: Overrides = Overrides(),
+                 worker: Worker = Worker()) -> None:
         self.source = source
+        self.worker = worker
         self.overrides = overrides
         self.config = config
         self.reloads = 0
@@ -72,8 +87,8 @@ class App:
         self._reload_again = False
         self._listener = None
         settings = self.config.settings
-        self.cdr = CdrWriter(settings.spool, settings.dsn, settings.spool_fsync_interval)
-        self.router = Router(self.config, self.cdr)
+        self.cdr = CdrWriter(worker.spool(settings.spool), settings.dsn, settings.spool_fsync_interval)
+        self.router = Router(self.config, self.cdr, worker=worker.index)
         self.routes = Routes(self.router)
         self.agi = AgiServer(self.routes.handle, lambda: self.router.config.settings.timeouts)
         self.port: int | None = None
@@ -138,9 +153,10 @@ class App:
             # after each (re)connect, since notifications sent meanwhile are lost.
             self._listener = ConfigListener(self.source.dsn, self.request_reload)
             await self._listener.start()
-        self.port = await self.agi.start(settings.host, settings.port)
-        log.info("didrouter_started", config=self.source.description, campaigns=sorted(self.config.campaigns),
-                 cdr="postgresql+spool" if settings.dsn else "spool only", spool=settings.spool)
+        self.port = await self.agi.start(settings.host, settings.port, reuse_port=self.worker.count > 1)
+        log.info("didrouter_started", config=self.source.description, worker=self.worker.index,
+                 campaigns=sorted(self.config.campaigns), cdr="postgresql+spool" if settings.dsn else "spool only",
+                 spool=self.worker.spool(settings.spool))
         return self.port
 
     async def _migrate(self, dsn: str, attempts: int = 30) -> None:
@@ -180,9 +196,9 @@ async def run(app: App, pidfile: str | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, app.request_reload)
-    await app.start()
-    if pidfile:
+    if pidfile:   # before start(): whoever sees "didrouter_started" can signal us
         Path(pidfile).write_text(f"{os.getpid()}\n")
+    await app.start()
     try:
         await stop.wait()
     finally:

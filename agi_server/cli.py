@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
             "read campaigns from the YAML --config (file) or from PostgreSQL at --dsn (database); default file",
             default="file", choices=("file", "database"))
     _option(serve, "--pidfile", "DIDROUTER_PIDFILE", "write the process id here (for kill -HUP to reload)", metavar="FILE")
+    _option(serve, "--workers", "DIDROUTER_WORKERS", "processes sharing the port, e.g. one per core (default 1)",
+            type=int, default=1)
 
     check = commands.add_parser("check-config", help="validate a config; print every error and warning")
     check.add_argument("file", nargs="?", help="config file (default: --config)")
@@ -70,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     _option(health, "--host", "DIDROUTER_HOST", "address to probe (default 127.0.0.1)", default="127.0.0.1")
     _option(health, "--port", "DIDROUTER_PORT", "port to probe (default 4573)", type=int, default=4573)
 
+    from agi_server import cli_admin
+
+    COMMANDS.update(cli_admin.register(commands))
+
     globals_ = commands.add_parser("dialplan-globals", help="print [globals] with each campaign's static primary, for AGISTATUS=FAILURE")
     _config_option(globals_)
     return parser
@@ -77,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     from agi_server import logs
 
     logs.configure(args.log_format, args.log_level)
@@ -95,8 +102,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from agi_server.app import App, Overrides, run
+    from agi_server.app import App, Overrides, Worker, run
     from agi_server.config.source import DatabaseSource, FileSource
+    from agi_server import workers
+
+    index, count = workers.parse_worker(os.environ.get(workers.WORKER_ENV))
+    if int(args.workers) > 1 and count == 1:
+        if not args.port:
+            raise DidrouterError("--workers needs a fixed --port (workers share it)")
+        return workers.supervise(args.argv, int(args.workers), args.pidfile)
 
     if args.config_source == "database":
         if not args.dsn:
@@ -106,8 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         source = FileSource(args.config)
 
     async def main() -> None:
-        app = await App.create(source, Overrides(args.host, args.port, args.dsn, args.spool))
-        await run(app, args.pidfile)
+        app = await App.create(source, Overrides(args.host, args.port, args.dsn, args.spool), Worker(index, count))
+        await run(app, args.pidfile if count == 1 else None)
 
     asyncio.run(main())
     return 0

@@ -36,9 +36,14 @@ class AgiServer:
         self._sessions: set[asyncio.Task] = set()
         self.served = 0
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen; returns the bound port (useful with port 0)."""
-        self._server = await asyncio.start_server(self._on_connect, host, port, reuse_address=True)
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> int:
+        """Listen; returns the bound port (useful with port 0).
+
+        ``reuse_port`` lets several worker processes bind the same port
+        (SO_REUSEPORT): the kernel spreads new connections across them.
+        """
+        self._server = await asyncio.start_server(self._on_connect, host, port, reuse_address=True,
+                                                  reuse_port=reuse_port or None)
         bound = self._server.sockets[0].getsockname()[1]
         log.info("agi_listening", host=host, port=bound)
         return bound

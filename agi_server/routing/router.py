@@ -62,9 +62,9 @@ class Router:
     """Owns the live config reference, rotation counters and the call book."""
 
     def __init__(self, config: Config, sink: CdrSink, health: HealthSource | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, worker: int = 0) -> None:
         self.config = config
-        self.rotation = Rotation()
+        self.rotation = Rotation(start=worker)
         self.calls = CallBook()
         self._sink = sink
         self._health = health

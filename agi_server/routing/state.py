@@ -17,11 +17,14 @@ class Rotation:
     its position, and one that changes the pool starts it afresh.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, start: int = 0) -> None:
+        # Worker i of N starts every pool at slot i: workers sharing a campaign then
+        # spread their first calls instead of all starting on the primary.
+        self._start = start
         self._counters: dict[tuple, int] = {}
 
     def get(self, campaign: str, pool: str, members: tuple[str, ...]) -> int:
-        return self._counters.get((campaign, pool, members), 0)
+        return self._counters.get((campaign, pool, members), self._start)
 
     def set(self, campaign: str, pool: str, members: tuple[str, ...], value: int) -> None:
         self._counters[(campaign, pool, members)] = value
