@@ -72,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     _option(health, "--host", "DIDROUTER_HOST", "address to probe (default 127.0.0.1)", default="127.0.0.1")
     _option(health, "--port", "DIDROUTER_PORT", "port to probe (default 4573)", type=int, default=4573)
 
-    from agi_server import cli_admin
+    from agi_server import cli_admin, cli_report
 
     COMMANDS.update(cli_admin.register(commands))
+    COMMANDS.update(cli_report.register(commands))
 
     globals_ = commands.add_parser("dialplan-globals", help="print [globals] with each campaign's static primary, for AGISTATUS=FAILURE")
     _config_option(globals_)
