@@ -26,7 +26,8 @@ Variables = list[tuple[str, str]]
 # change the target, so only what a phone number can hold is accepted.
 _DESTINATION = re.compile(r"^\+?[0-9*#]{1,32}$")
 MAX_ATTEMPT = 99
-SELECT_PARAMETERS = {"campaign", "number", "attempt"}
+SELECT_PARAMETERS = {"campaign", "number", "attempt", "tried", "prev", "prevcause"}
+MAX_TRIED = MAX_ATTEMPT
 REPORT_PARAMETERS = {"attempt", "dialstatus", "hangupcause", "answered", "dialed", "number"}
 
 
@@ -107,7 +108,27 @@ def select_request(env: Environment, peer: Peer) -> SelectRequest:
     return SelectRequest(
         server=peer.server, peer=peer.address, uniqueid=uniqueid, channel=env.get("agi_channel"),
         campaign=campaign, destination=destination, attempt=_attempt(query.get("attempt")),
+        tried_callerids=_tried(query.get("tried", "")), previous=_previous(query),
     )
+
+
+def _tried(raw: str) -> tuple[str, ...]:
+    """``tried=15557654321-15557654322``: caller IDs shown on earlier attempts ("-" separated,
+    since "," would split the AGI() arguments)."""
+    shown = tuple(part.strip() for part in raw.split("-") if part.strip())
+    if len(shown) > MAX_TRIED:
+        raise BadRequest(f"tried lists {len(shown)} caller IDs, more than {MAX_TRIED}")
+    return shown
+
+
+def _previous(query: dict[str, str]) -> tuple[str, int | None] | None:
+    """``prev=${DIALSTATUS}&prevcause=${HANGUPCAUSE}`` of the previous attempt; empty on the first."""
+    status = query.get("prev", "").upper()
+    if not status:
+        return None
+    if status not in DIALSTATUSES:
+        raise BadRequest(f"prev {status[:20]!r} is not a Dial() status")
+    return status, _whole(query.get("prevcause"), "prevcause")
 
 
 def report_request(env: Environment, peer: Peer) -> ReportRequest:

@@ -104,3 +104,29 @@ def test_outcomes_feed_the_trunk_breaker_through_the_health_source():
     router.select(request("c1"))
     report(router, "c1", "CONGESTION", 34)
     assert health.outcomes == [("pbx1", "trunk-a", "CONGESTION", 34)]
+
+
+def test_a_server_that_never_saw_the_call_serves_its_retry_from_the_dialplan_hints():
+    """Another worker (or server of a farm) gets attempt 2: tried= and prev= carry the state."""
+    first_server = Router(example_config(), ListSink())
+    first, _ = first_server.select(request("f1"))
+    other = Router(example_config(), ListSink())
+    hinted = replace(request("f1", attempt=2), tried_callerids=(first.callerid,), previous=("CONGESTION", 34))
+    retry, attempt = other.select(hinted)
+    assert (retry.did, retry.role, attempt) == (SPRING_FALLBACK[0], "fallback", 2)
+    callee = replace(request("f2", attempt=2), tried_callerids=(first.callerid,), previous=("BUSY", 17))
+    assert other.select(callee)[0].did == SPRING_MAIN[1]
+
+
+async def test_select_parses_tried_and_previous_outcome_from_the_query():
+    from tests.agi_harness import running_server
+    from tests.asterisk import env_block, play, with_env
+
+    script = "select?campaign=spring&attempt=2&tried=15557654321-15557654322&prev=CHANUNAVAIL&prevcause=3"
+    bad = "select?campaign=spring&prev=MAYBE"
+    async with running_server() as (port, router, sink):
+        result = await play(port, with_env(env_block("agi-01-normal-select"), network_script=script))
+        refused = await play(port, with_env(env_block("agi-01-normal-select"), uniqueid="x.1", network_script=bad))
+    assert result.commands[0] == 'SET VARIABLE CALLERID(num) "15558880001"'
+    assert result.commands[4] == 'SET VARIABLE DIDR_ROLE "fallback"'
+    assert refused.commands == ['SET VARIABLE DIDR_STATUS "BAD_REQUEST"']

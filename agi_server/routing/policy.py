@@ -148,6 +148,18 @@ def _from_pool(
     )
 
 
+def dids_shown(config: Config, campaign: Campaign, callerids: Sequence[str]) -> list[str]:
+    """The campaign's DIDs behind caller IDs as the trunks sent them (``tried=`` hint)."""
+    wanted = set(callerids)
+    shown = []
+    for number in (campaign.primary, *campaign.dynamic, *campaign.fallback):
+        trunk = config.trunk_of(number)
+        sent = format_callerid(number, trunk.callerid_format, config.settings.default_country, trunk.national_prefix)
+        if sent in wanted or number in wanted:
+            shown.append(number)
+    return shown
+
+
 def pick_slot(pool: Sequence[str], counter: int, tried: Sequence[str]) -> tuple[int | None, bool]:
     """Index into ``pool`` for this attempt, and whether the counter advances.
 

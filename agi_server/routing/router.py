@@ -45,6 +45,11 @@ class SelectRequest:
     campaign: str
     destination: str
     attempt: int | None = None   # explicit attempt number from the dialplan, if any
+    # Call state the dialplan carries, so any server of a farm (or any worker) can
+    # serve a retry: caller IDs already shown on this call, and the previous
+    # attempt's DIALSTATUS / HANGUPCAUSE.
+    tried_callerids: tuple[str, ...] = ()
+    previous: tuple[str, int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,13 +102,14 @@ class Router:
         if campaign is None:
             decision = Decision(policy.UNKNOWN_CAMPAIGN, f"no campaign named {req.campaign!r}")
         else:
+            previous_carrier = req.previous is not None and classify(*req.previous) == CARRIER
             decision = policy.decide(
                 config, campaign,
                 health=lambda trunk: self._trunk_health(req.server, trunk),
                 counters=lambda pool: self.rotation.get(campaign.name, pool, self._members(config, campaign.name, pool)),
-                tried=memory.tried,
+                tried=_merge(memory.tried, policy.dids_shown(config, campaign, req.tried_callerids)),
                 destination=req.destination,
-                carrier_failed=memory.carrier_failed,
+                carrier_failed=memory.carrier_failed or previous_carrier,
             )
             if decision.advance:
                 pool, value = decision.advance
@@ -159,3 +165,8 @@ class Router:
             role=decision.role, status=decision.status, reason=decision.reason,
             decided_at=now, channel=req.channel, peer=req.peer,
         ))
+
+
+def _merge(remembered: list[str], hinted: list[str]) -> list[str]:
+    """DIDs tried on the call: what this process remembers, then what the dialplan says."""
+    return remembered + [did for did in hinted if did not in remembered]
