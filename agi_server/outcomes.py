@@ -33,13 +33,21 @@ def classify(dialstatus: str, cause: int | None) -> str:
     if status == "BUSY":
         return CALLEE
     if status == "NOANSWER":
-        # cause 0: nothing at all came back (dead provider, see ami-10) -> carrier.
-        return CARRIER if cause in (None, 0) else CALLEE
+        # cause 0: nothing at all came back (dead provider, see ami-10) -> carrier;
+        # no cause reported at all: we cannot tell.
+        return {0: CARRIER, None: UNKNOWN}.get(cause, CALLEE)
+    by_cause = _by_cause(cause)
     if status in ("CHANUNAVAIL", "CONGESTION"):
-        if cause in CALLEE_CAUSES:
-            return CALLEE
-        if cause in REPUTATION_CAUSES:
-            return REPUTATION
+        return by_cause if by_cause != UNKNOWN else CARRIER
+    return by_cause   # other statuses (e.g. a Cdr disposition FAILED): the cause decides
+
+
+def _by_cause(cause: int | None) -> str:
+    if cause in CALLEE_CAUSES:
+        return CALLEE
+    if cause in REPUTATION_CAUSES:
+        return REPUTATION
+    if cause in CARRIER_CAUSES:
         return CARRIER
     return UNKNOWN
 

@@ -67,3 +67,27 @@ class OutcomeRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "OutcomeRecord":
         return cls(**{k: v for k, v in data.items() if k != "kind"})
+
+
+@dataclass(frozen=True)
+class TrunkStateRecord:
+    """A change of a trunk's health as one Asterisk server sees it (kind ``trunk_state``).
+
+    ``observer`` names the didrouter process that saw it (host:pid), since every
+    process watching the same Asterisk records the same change.
+    """
+
+    server: str
+    trunk: str
+    old: str
+    new: str
+    cause: str
+    at: float              # UNIX time the change took effect
+    observer: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "trunk_state", **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrunkStateRecord":
+        return cls(**{k: v for k, v in data.items() if k != "kind"})

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import asyncpg
 
 from agi_server import sqlfiles
-from agi_server.cdr.record import AttemptRecord, OutcomeRecord
+from agi_server.cdr.record import AttemptRecord, OutcomeRecord, TrunkStateRecord
 
 # Errors that mean "the database is not there right now": retry later, keep the rows.
 DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -71,6 +71,19 @@ def outcome_from_entry(entry: dict[str, Any]) -> OutcomeRecord:
     return rec
 
 
+def trunk_state_from_entry(entry: dict[str, Any]) -> TrunkStateRecord:
+    """The :class:`TrunkStateRecord` of a ``trunk_state`` entry, checked; else :class:`BadEntry`."""
+    try:
+        rec = TrunkStateRecord.from_json(entry)
+    except TypeError as exc:
+        raise BadEntry(str(exc)) from None
+    for name in ("server", "trunk", "old", "new", "cause", "observer"):
+        _check_text(name, getattr(rec, name), nullable=False)
+    if isinstance(rec.at, bool) or not isinstance(rec.at, (int, float)) or not math.isfinite(rec.at):
+        raise BadEntry(f"at must be a UNIX time, got {rec.at!r}")
+    return rec
+
+
 def _check_text(name: str, value: Any, nullable: bool) -> None:
     if value is None and nullable:
         return
@@ -102,6 +115,14 @@ async def apply_outcomes(conn: asyncpg.Connection, outcomes: Sequence[OutcomeRec
     """Complete attempt rows with ``outcomes`` (or hold them as pending/orphans)."""
     if outcomes:
         await conn.execute(sqlfiles.query("apply_outcomes"), *outcome_arrays(outcomes), timeout=timeout)
+
+
+async def insert_trunk_states(conn: asyncpg.Connection, states: Sequence[TrunkStateRecord], timeout: float) -> None:
+    if states:
+        columns = ("server", "trunk", "old", "new", "cause", "at", "observer")
+        arrays = [[getattr(rec, col) for rec in states] for col in columns]
+        arrays[5] = [float(x) for x in arrays[5]]
+        await conn.execute(sqlfiles.query("insert_trunk_states"), *arrays, timeout=timeout)
 
 
 async def insert_attempts(
@@ -144,9 +165,10 @@ class AttemptStore:
         self._reject = reject
         self._pool: asyncpg.Pool | None = None
 
-    async def insert(self, records: Sequence[AttemptRecord], outcomes: Sequence[OutcomeRecord] = ()) -> int:
-        """Insert ``records`` (duplicates ignored), then apply ``outcomes``, in one
-        transaction; return how many attempt rows were new."""
+    async def insert(self, records: Sequence[AttemptRecord], outcomes: Sequence[OutcomeRecord] = (),
+                     states: Sequence[TrunkStateRecord] = ()) -> int:
+        """Insert ``records`` (duplicates ignored), then apply ``outcomes``, then record
+        trunk ``states``, in one transaction; return how many attempt rows were new."""
         if self._pool is None:
             # min_size=0: no connection until needed, so this never waits on the server.
             self._pool = await asyncio.wait_for(asyncpg.create_pool(
@@ -156,35 +178,37 @@ class AttemptStore:
         try:
             try:
                 async with conn.transaction():
-                    return await self._write(conn, records, outcomes)
+                    return await self._write(conn, records, outcomes, states)
             except DB_ERRORS as exc:
                 if not is_data_error(exc):
                     raise
-                return await self._insert_each(conn, records, outcomes)
+                return await self._insert_each(conn, records, outcomes, states)
         finally:
             await self._pool.release(conn, timeout=self._connect_timeout)
 
     async def _write(self, conn: asyncpg.Connection, records: Sequence[AttemptRecord],
-                     outcomes: Sequence[OutcomeRecord]) -> int:
+                     outcomes: Sequence[OutcomeRecord], states: Sequence[TrunkStateRecord] = ()) -> int:
         inserted = await insert_attempts(conn, records, self._query_timeout)
         if records:
             await conn.execute(sqlfiles.query("adopt_pending_outcomes"), timeout=self._query_timeout)
         await apply_outcomes(conn, outcomes, self._query_timeout)
+        await insert_trunk_states(conn, states, self._query_timeout)
         return inserted
 
     async def _insert_each(self, conn: asyncpg.Connection, records: Sequence[AttemptRecord],
-                           outcomes: Sequence[OutcomeRecord]) -> int:
+                           outcomes: Sequence[OutcomeRecord], states: Sequence[TrunkStateRecord]) -> int:
         """The batch was refused for its data: go entry by entry, set refused ones aside."""
         inserted = 0
-        single = [([rec], []) for rec in records] + [([], [out]) for out in outcomes]
-        for attempts, outs in single:
+        single = ([([rec], [], []) for rec in records] + [([], [out], []) for out in outcomes]
+                  + [([], [], [st]) for st in states])
+        for attempts, outs, sts in single:
             try:
                 async with conn.transaction():
-                    inserted += await self._write(conn, attempts, outs)
+                    inserted += await self._write(conn, attempts, outs, sts)
             except DB_ERRORS as exc:
                 if not is_data_error(exc):
                     raise
-                self._reject((attempts or outs)[0].to_json(), f"{type(exc).__name__}: {exc}")
+                self._reject((attempts or outs or sts)[0].to_json(), f"{type(exc).__name__}: {exc}")
         return inserted
 
     async def close(self) -> None:

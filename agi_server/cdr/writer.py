@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections import deque
 from typing import Any
 
@@ -32,7 +32,7 @@ import structlog
 
 from agi_server.cdr import store
 from agi_server.cdr.journal import DEFAULT_SEGMENT_BYTES, Journal, read_entries
-from agi_server.cdr.record import AttemptRecord, OutcomeRecord
+from agi_server.cdr.record import AttemptRecord, OutcomeRecord, TrunkStateRecord
 from agi_server.errors import StoreError
 
 log = structlog.get_logger()
@@ -43,7 +43,8 @@ QUERY_TIMEOUT = 10.0
 STOP_TIMEOUT = 3.0
 
 Queued = tuple[int | None, dict[str, Any]]  # (journal segment, or None if not journaled; entry)
-PARSERS = {"attempt": store.attempt_from_entry, "outcome": store.outcome_from_entry}
+PARSERS = {"attempt": store.attempt_from_entry, "outcome": store.outcome_from_entry,
+           "trunk_state": store.trunk_state_from_entry}
 
 
 @dataclass
@@ -52,12 +53,20 @@ class Batch:
     attempt row is not there yet is held in cdr_outcome_pending and adopted later,
     so the order across batches does not matter."""
 
-    attempts: list[AttemptRecord]
-    outcomes: list[OutcomeRecord]
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    outcomes: list[OutcomeRecord] = field(default_factory=list)
+    states: list[TrunkStateRecord] = field(default_factory=list)
+
+    def add(self, kind: str, record) -> None:
+        {"attempt": self.attempts, "outcome": self.outcomes, "trunk_state": self.states}[kind].append(record)
+
+    def __bool__(self) -> bool:
+        return bool(self.attempts or self.outcomes or self.states)
 
     def chunks(self, size: int):
-        for start in range(0, max(len(self.attempts), len(self.outcomes)), size):
-            yield Batch(self.attempts[start:start + size], self.outcomes[start:start + size])
+        for start in range(0, max(len(self.attempts), len(self.outcomes), len(self.states)), size):
+            yield Batch(self.attempts[start:start + size], self.outcomes[start:start + size],
+                        self.states[start:start + size])
 
 
 class CdrWriter:
@@ -93,7 +102,7 @@ class CdrWriter:
 
     # -- reply path ------------------------------------------------------------
 
-    def record(self, rec: AttemptRecord | OutcomeRecord) -> None:
+    def record(self, rec: AttemptRecord | OutcomeRecord | TrunkStateRecord) -> None:
         """Journal ``rec`` and queue it for PostgreSQL. Never awaits, never raises
         on disk trouble (the failure is logged and counted in ``spool_errors``)."""
         entry = rec.to_json()
@@ -240,7 +249,7 @@ class CdrWriter:
         generation = self._generation
         batch = list(itertools.islice(self._queue, self._batch_size))
         records, settled = self._sort(batch)
-        if (records.attempts or records.outcomes) and not await self._write_with_retry(records):
+        if records and not await self._write_with_retry(records):
             return False
         if generation != self._generation:
             return True  # spilled meanwhile: these entries are in the backlog now
@@ -271,7 +280,7 @@ class CdrWriter:
     def _sort(self, batch: list[Queued]) -> tuple["Batch", list[int | None]]:
         """Split a batch into attempt rows and outcomes to write, and the segments of
         every entry settled by this batch (bad entries are settled by moving them aside)."""
-        records = Batch([], [])
+        records = Batch()
         settled: list[int | None] = []
         for seq, entry in batch:
             kind = entry.get("kind")
@@ -282,7 +291,7 @@ class CdrWriter:
                 continue
             try:
                 parsed = PARSERS[kind](entry)
-                (records.attempts if kind == "attempt" else records.outcomes).append(parsed)
+                records.add(kind, parsed)
             except store.BadEntry as exc:
                 if not self._reject(entry, str(exc)):
                     continue
@@ -304,7 +313,7 @@ class CdrWriter:
         failures = 0
         while True:
             try:
-                inserted = await self._db.insert(records.attempts, records.outcomes)
+                inserted = await self._db.insert(records.attempts, records.outcomes, records.states)
             except store.DB_ERRORS as exc:
                 failures += 1
                 self._counts["failed_batches"] += 1
