@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +24,11 @@ import structlog
 
 from agi_server.agi.server import AgiServer
 from agi_server.cdr.writer import CdrWriter
-from agi_server.config.model import Config
+from agi_server.ami.watcher import AmiWatcher
+from agi_server.cdr.record import TrunkStateRecord
+from agi_server.config.model import AmiServer, Config
+from agi_server.health.board import HealthBoard
+from agi_server.health.view import BoardView
 from agi_server.config.source import ConfigSource, DatabaseSource, FileSource
 from agi_server.errors import ConfigError, StoreError
 from agi_server.migrate import apply_migrations
@@ -40,6 +46,7 @@ class Overrides:
     port: int | None = None
     dsn: str | None = None
     spool: str | None = None
+    ami: tuple[AmiServer, ...] | None = None   # --ami: replaces the config's asterisk_servers
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,12 @@ class Worker:
 
 
 def apply_overrides(config: Config, overrides: Overrides) -> Config:
-    changes = {k: v for k, v in vars(overrides).items() if v not in (None, "")}
-    return replace(config, settings=replace(config.settings, **changes)) if changes else config
+    changes = {k: v for k, v in vars(overrides).items() if v not in (None, "") and k != "ami"}
+    if changes:
+        config = replace(config, settings=replace(config.settings, **changes))
+    if overrides.ami:
+        config = replace(config, ami_servers=overrides.ami)
+    return config
 
 
 RESTART_SETTINGS = ("host", "port", "dsn", "spool", "spool_fsync_interval")
@@ -88,11 +99,24 @@ class App:
         self._listener = None
         settings = self.config.settings
         self.cdr = CdrWriter(worker.spool(settings.spool), settings.dsn, settings.spool_fsync_interval)
-        self.router = Router(self.config, self.cdr, worker=worker.index)
+        # The board runs with or without AMI: call outcomes feed its breaker either way.
+        self.board = HealthBoard(
+            modes=_health_modes(config), fail_after=settings.trunk_fail_after,
+            recover_after=settings.trunk_recover_after, breaker_threshold=settings.breaker_failures,
+            breaker_cool_off=settings.breaker_cool_off, on_change=[self._trunk_changed])
+        self.health = BoardView(self.board)
+        self.watchers = [AmiWatcher(server, config.trunks, self.board) for server in config.ami_servers]
+        self.router = Router(self.config, self.cdr, self.health, worker=worker.index)
         self.routes = Routes(self.router)
         self.agi = AgiServer(self.routes.handle, lambda: self.router.config.settings.timeouts)
         self.port: int | None = None
         self._tasks: set[asyncio.Task] = set()
+
+    def _trunk_changed(self, server: str, trunk: str, old: str, new: str, cause: str, at: float) -> None:
+        """Log and journal a trunk health change (``at`` is on the board's monotonic clock)."""
+        wall = time.time() - (self.health.clock() - at)
+        log.warning("trunk_state_changed", server=server, trunk=trunk, old=old, new=new, reason=cause)
+        self.cdr.record(TrunkStateRecord(server, trunk, old, new, cause, wall, OBSERVER))
 
     def spawn(self, coro, name: str) -> asyncio.Task:
         """Start a background task that is kept, and cancelled by :meth:`stop`."""
@@ -128,6 +152,9 @@ class App:
         config = apply_overrides(config, self.overrides)
         config = self._keep_restart_settings(config)
         self.config = config
+        self.board.set_modes(_health_modes(config))
+        for watcher in self.watchers:
+            watcher.set_trunks(config.trunks)
         self.router.swap_config(config)
         self.reloads += 1
         log.info("config_reloaded", source=self.source.description, campaigns=sorted(config.campaigns))
@@ -136,10 +163,14 @@ class App:
     def _keep_restart_settings(self, config: Config) -> Config:
         old = self.config.settings
         changed = [name for name in RESTART_SETTINGS if getattr(config.settings, name) != getattr(old, name)]
+        if config.ami_servers != self.config.ami_servers:
+            changed.append("asterisk_servers")
+            config = replace(config, ami_servers=self.config.ami_servers)
         if not changed:
             return config
         log.warning("config_needs_restart", settings=changed, detail="these settings apply at the next start")
-        return replace(config, settings=replace(config.settings, **{n: getattr(old, n) for n in changed}))
+        kept = {n: getattr(old, n) for n in changed if n in RESTART_SETTINGS}
+        return replace(config, settings=replace(config.settings, **kept))
 
     async def start(self) -> int:
         settings = self.config.settings
@@ -153,8 +184,11 @@ class App:
             # after each (re)connect, since notifications sent meanwhile are lost.
             self._listener = ConfigListener(self.source.dsn, self.request_reload)
             await self._listener.start()
+        for watcher in self.watchers:
+            await watcher.start()
         self.port = await self.agi.start(settings.host, settings.port, reuse_port=self.worker.count > 1)
         log.info("didrouter_started", config=self.source.description, worker=self.worker.index,
+                 ami=[f"{s.name}@{s.host}:{s.port}" for s in self.config.ami_servers] or "none: admin state and breaker only",
                  campaigns=sorted(self.config.campaigns), cdr="postgresql+spool" if settings.dsn else "spool only",
                  spool=self.worker.spool(settings.spool))
         return self.port
@@ -174,6 +208,8 @@ class App:
 
     async def stop(self) -> None:
         await self.agi.stop()
+        for watcher in self.watchers:
+            await watcher.stop()
         if self._listener is not None:
             await self._listener.stop()
         for task in list(self._tasks):
@@ -181,6 +217,13 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.cdr.stop()
         log.info("didrouter_stopped", served=self.agi.served)
+
+
+OBSERVER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _health_modes(config: Config) -> dict[str, str]:
+    return {name: trunk.health for name, trunk in config.trunks.items()}
 
 
 def _log_problems(problems) -> None:

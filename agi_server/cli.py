@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
             "read campaigns from the YAML --config (file) or from PostgreSQL at --dsn (database); default file",
             default="file", choices=("file", "database"))
     _option(serve, "--pidfile", "DIDROUTER_PIDFILE", "write the process id here (for kill -HUP to reload)", metavar="FILE")
+    _option(serve, "--ami", "DIDROUTER_AMI",
+            "Asterisk AMI to watch, replacing the config's asterisk_servers: space-separated "
+            "ami://user:secret@host:port/name URLs", metavar="URLS")
     _option(serve, "--workers", "DIDROUTER_WORKERS", "processes sharing the port, e.g. one per core (default 1)",
             type=int, default=1)
 
@@ -67,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply the SQL migrations in sql/migrations to PostgreSQL")
     _dsn_option(migrate)
+
+    trunks = commands.add_parser("trunks", help="current health of every trunk on every Asterisk server (from PostgreSQL)")
+    _dsn_option(trunks)
+    _config_option(trunks)
+    trunks.add_argument("--json", action="store_true", help="JSON for scripts")
 
     health = commands.add_parser("healthcheck", help="exit 0 if the FastAGI port accepts a connection (for Docker)")
     _option(health, "--host", "DIDROUTER_HOST", "address to probe (default 127.0.0.1)", default="127.0.0.1")
@@ -104,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from agi_server.app import App, Overrides, Worker, run
-    from agi_server.config.source import DatabaseSource, FileSource
     from agi_server import workers
+    from agi_server.config.load import parse_ami_url
+    from agi_server.config.source import DatabaseSource, FileSource
 
     index, count = workers.parse_worker(os.environ.get(workers.WORKER_ENV))
     if int(args.workers) > 1 and count == 1:
@@ -121,7 +130,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         source = FileSource(args.config)
 
     async def main() -> None:
-        app = await App.create(source, Overrides(args.host, args.port, args.dsn, args.spool), Worker(index, count))
+        ami = tuple(parse_ami_url(url) for url in (args.ami or "").split()) or None
+        overrides = Overrides(args.host, args.port, args.dsn, args.spool, ami)
+        app = await App.create(source, overrides, Worker(index, count))
         await run(app, args.pidfile if count == 1 else None)
 
     asyncio.run(main())
@@ -146,6 +157,26 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise DidrouterError("migrate needs --dsn or DIDROUTER_DSN")
     applied = asyncio.run(apply_migrations(args.dsn))
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def cmd_trunks(args: argparse.Namespace) -> int:
+    import json
+
+    from agi_server import trunks
+
+    if not args.dsn:
+        raise DidrouterError("trunks reads PostgreSQL: give --dsn or DIDROUTER_DSN")
+    rows = asyncio.run(trunks.current(args.dsn))
+    if args.json:
+        print(json.dumps(rows, default=str, indent=2))
+        return 0
+    configured: list[str] = []
+    if os.path.exists(args.config):
+        from agi_server.config.load import load_file
+
+        configured = sorted(load_file(args.config)[0].trunks)
+    print(trunks.table(rows, configured))
     return 0
 
 
@@ -177,4 +208,5 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "dialplan-globals": cmd_dialplan_globals,
     "healthcheck": cmd_healthcheck,
+    "trunks": cmd_trunks,
 }

@@ -93,8 +93,8 @@ def test_outcomes_feed_the_trunk_breaker_through_the_health_source():
         def __init__(self):
             self.outcomes = []
 
-        def state(self, server, trunk):
-            return "up"
+        def for_decision(self, server):
+            return lambda trunk: "up"
 
         def report_outcome(self, server, trunk, dialstatus, cause):
             self.outcomes.append((server, trunk, dialstatus, cause))

@@ -94,6 +94,11 @@ class _Builder:
         settings = self.typed(Settings, "settings", values)
         if settings.unknown_health not in UNKNOWN_HEALTH_POLICIES:
             self.fail("settings.unknown_health", f"must be one of {UNKNOWN_HEALTH_POLICIES}")
+        for name in ("trunk_fail_after", "trunk_recover_after", "breaker_cool_off"):
+            if getattr(settings, name) < 0:
+                self.fail(f"settings.{name}", "must be zero or more seconds")
+        if settings.breaker_failures < 1:
+            self.fail("settings.breaker_failures", "must be 1 or more")
         if not str(settings.default_country).isdigit():
             self.fail("settings.default_country", "must be a country calling code, digits only (1, 44, 91)")
         return settings
@@ -277,3 +282,24 @@ def _coerce(value: Any, kind: str) -> Any:
             raise ValueError(value)
         return str(value)
     return value
+
+
+def parse_ami_url(url: str) -> AmiServer:
+    """``ami://user:secret@host:port/name`` (port 5038 and name = host by default).
+
+    User and secret are percent-decoded, so a secret may hold any character.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "ami" or not parts.hostname or not parts.username:
+        problem = error("--ami", url.split("@")[-1], "want ami://user:secret@host:port/name")
+        raise ConfigError(str(problem), (problem,))
+    try:
+        port = parts.port or 5038
+    except ValueError:
+        problem = error("--ami", url.split("@")[-1], "the port must be a number")
+        raise ConfigError(str(problem), (problem,)) from None
+    name = parts.path.strip("/") or parts.hostname
+    return AmiServer(name=name, host=parts.hostname, port=port, username=unquote(parts.username),
+                     secret=unquote(parts.password or ""))

@@ -32,6 +32,11 @@ class Settings:
     spool: str = "var/didrouter-cdr.spool"
     spool_fsync_interval: float = 1.0
     unknown_health: str = "up"  # what selection assumes of a trunk whose health is unknown
+    # Hysteresis and breaker (defaults justified in agi_server/health/board.py).
+    trunk_fail_after: float = 15.0      # a down signal must hold this long (s)
+    trunk_recover_after: float = 30.0   # an up signal must hold this long (s)
+    breaker_failures: int = 3           # consecutive carrier failures that open the breaker
+    breaker_cool_off: float = 30.0      # seconds open before one probe call
     timeouts: Timeouts = field(default_factory=Timeouts)
 
 

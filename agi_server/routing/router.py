@@ -31,7 +31,9 @@ class CdrSink(Protocol):
 
 
 class HealthSource(Protocol):
-    def state(self, server: str, trunk: str) -> str: ...
+    def for_decision(self, server: str) -> Callable[[str], str]:
+        """A trunk -> "up"/"down"/"unknown" lookup for one decision (asked once per trunk)."""
+        ...
 
     def report_outcome(self, server: str, trunk: str, dialstatus: str, hangupcause: int | None) -> None: ...
 
@@ -105,7 +107,7 @@ class Router:
             previous_carrier = req.previous is not None and classify(*req.previous) == CARRIER
             decision = policy.decide(
                 config, campaign,
-                health=lambda trunk: self._trunk_health(req.server, trunk),
+                health=self._health.for_decision(req.server) if self._health else _all_up,
                 counters=lambda pool: self.rotation.get(campaign.name, pool, self._members(config, campaign.name, pool)),
                 tried=_merge(memory.tried, policy.dids_shown(config, campaign, req.tried_callerids)),
                 destination=req.destination,
@@ -149,9 +151,6 @@ class Router:
         c = config.campaigns[campaign]
         return (c.primary, *c.dynamic) if pool == policy.MAIN else c.fallback
 
-    def _trunk_health(self, server: str, trunk: str) -> str:
-        return self._health.state(server, trunk) if self._health else "up"
-
     def _record(self, req: SelectRequest, attempt: int, decision: Decision) -> None:
         now = self._clock()
         log.info(
@@ -165,6 +164,10 @@ class Router:
             role=decision.role, status=decision.status, reason=decision.reason,
             decided_at=now, channel=req.channel, peer=req.peer,
         ))
+
+
+def _all_up(trunk: str) -> str:
+    return "up"
 
 
 def _merge(remembered: list[str], hinted: list[str]) -> list[str]:

@@ -1,0 +1,132 @@
+"""Issue 3 at the service level: AMI trunk health moves AGI decisions to fallback and back.
+
+A fake Asterisk AMI (real TCP, recorded ami-08 bytes) drives a running App; the
+assertions are on what the FastAGI server answers after each step.
+"""
+
+import asyncio
+import sys
+from dataclasses import replace
+
+import asyncpg
+import pytest
+
+from agi_server.ami import AmiWatcher
+from agi_server.app import App
+from agi_server.config.load import load_file
+from agi_server.config.model import AmiServer
+from agi_server.config.source import FileSource
+from tests import fake_ami
+from tests.agi_harness import EXAMPLE_CONFIG, FAST
+from tests.asterisk import env_block, play, with_env
+from tests.fake_ami import FakeAmi
+from tests.test_ami_watcher import FAST as FAST_AMI
+from tests.test_ami_watcher import split_at
+
+HOLD = 0.3   # seconds of hysteresis in these tests (15 s / 30 s in production)
+
+
+def call(i: int) -> bytes:
+    return with_env(env_block("agi-01-normal-select"), uniqueid=f"3.{i}")
+
+
+async def callerid_of(port: int, i: int) -> str:
+    return (await play(port, call(i))).commands[0]
+
+
+@pytest.fixture
+async def fake():
+    server = await FakeAmi().start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def app(fake, tmp_path, clean_db):
+    config, _ = load_file(EXAMPLE_CONFIG)
+    settings = replace(config.settings, port=0, dsn=clean_db, spool=str(tmp_path / "spool"), timeouts=FAST,
+                       trunk_fail_after=HOLD, trunk_recover_after=HOLD, dynamic_did_enabled=False)
+    server = AmiServer(name="pbx1", port=fake.port, username="dialer", secret="test-secret", agi_peers=("127.0.0.1",))
+    config = replace(config, settings=settings, ami_servers=(server,))
+    app = App(FileSource(str(EXAMPLE_CONFIG)), config)
+    app.watchers = [AmiWatcher(server, config.trunks, app.board, timings=FAST_AMI)]
+    await app.start()
+    await fake_ami.until(lambda: app.watchers[0].seeds >= 1, what="seed")
+    yield app
+    await app.stop()
+
+
+async def test_registration_down_moves_spring_to_fallback_and_back(app, fake, clean_db, wait_until):
+    port = app.port
+    assert await callerid_of(port, 0) == 'SET VARIABLE CALLERID(num) "15557654321"'
+    down, rest = split_at(fake_ami.events("ami-08"), lambda m: m.header("Status") == "Rejected")
+    fake.registration_status = "Rejected"
+    await fake.replay(down)
+    # within the hysteresis the primary still serves...
+    assert await callerid_of(port, 1) == 'SET VARIABLE CALLERID(num) "15557654321"'
+    await wait_until(lambda: app.health.current("pbx1", "trunk-a") == "down", timeout=5)
+    # ...after it, spring's fallback DIDs rotate on trunk-b
+    result = await play(port, call(2))
+    assert result.commands[:5] == [
+        'SET VARIABLE CALLERID(num) "15558880001"', 'SET VARIABLE DIDR_STATUS "OK"',
+        'SET VARIABLE DIDR_DIAL "PJSIP/15551230001@trunk-b"', 'SET VARIABLE DIDR_TRUNK "trunk-b"',
+        'SET VARIABLE DIDR_ROLE "fallback"']
+    assert await callerid_of(port, 3) == 'SET VARIABLE CALLERID(num) "15558880002"'
+    fake.registration_status = "Registered"
+    await fake.replay(rest)
+    await wait_until(lambda: app.health.current("pbx1", "trunk-a") == "up", timeout=5)
+    assert await callerid_of(port, 4) == 'SET VARIABLE CALLERID(num) "15557654321"'
+    await wait_until(lambda: app.cdr.stats()["queued"] == 0)
+    conn = await asyncpg.connect(clean_db)
+    try:
+        rows = await conn.fetch("SELECT server, trunk, old_state, new_state, cause FROM trunk_state_change"
+                                " WHERE trunk = 'trunk-a' ORDER BY changed_at")
+    finally:
+        await conn.close()
+    assert [(r["old_state"], r["new_state"]) for r in rows][-2:] == [("up", "down"), ("down", "up")]
+    assert rows[-2]["cause"] == "registration: Registry Rejected" and rows[-2]["server"] == "pbx1"
+
+
+async def test_both_trunks_down_is_no_trunk(app, fake, wait_until):
+    outage, _ = split_at(fake_ami.events("ami-10"), lambda m: m.header("Status") == "Rejected")
+    fake.registration_status, fake.unavailable = "Rejected", {"trunk-b"}
+    await fake.replay(outage)
+    await wait_until(lambda: app.health.current("pbx1", "trunk-a") == "down"
+                     and app.health.current("pbx1", "trunk-b") == "down", timeout=5)
+    result = await play(app.port, call(1))
+    assert result.commands == ['SET VARIABLE DIDR_STATUS "NO_TRUNK"', 'SET VARIABLE DIDR_ATTEMPT "1"']
+
+
+async def test_ami_link_lost_delays_no_reply_and_follows_the_unknown_policy(app, fake, wait_until):
+    await fake.close()                                  # Asterisk's AMI vanishes
+    await wait_until(lambda: app.health.current("pbx1", "trunk-a") == "unknown", timeout=5)
+    results = await asyncio.gather(*(play(app.port, call(i)) for i in range(20)))
+    assert all(r.commands[0] == 'SET VARIABLE CALLERID(num) "15557654321"' for r in results)   # unknown: assumed up
+
+
+async def test_carrier_failures_open_the_breaker_without_ami_news(app, wait_until):
+    port = app.port
+    for i in range(3):   # three calls fail in the carrier (ami-10: a dead provider rings out, cause 0)
+        await play(port, call(i))
+        report = with_env(env_block("agi-11-report-congestion-503"), uniqueid=f"3.{i}",
+                          network_script="report?dialstatus=NOANSWER&hangupcause=0")
+        assert (await play(port, report)).commands == ['SET VARIABLE DIDR_STATUS "OK"']
+    assert app.health.current("pbx1", "trunk-a") == "down"
+    assert await callerid_of(port, 10) == 'SET VARIABLE CALLERID(num) "15558880001"'
+
+
+async def test_trunks_command_shows_the_latest_state_per_server_and_trunk(app, fake, clean_db, wait_until):
+    down, _ = split_at(fake_ami.events("ami-08"), lambda m: m.header("Status") == "Rejected")
+    fake.registration_status = "Rejected"
+    await fake.replay(down)
+    await wait_until(lambda: app.health.current("pbx1", "trunk-a") == "down", timeout=5)
+    await wait_until(lambda: app.cdr.stats()["queued"] == 0)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agi_server", "trunks", "--dsn", clean_db, "--config", str(EXAMPLE_CONFIG),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0, err
+    assert lines[0].split() == ["SERVER", "TRUNK", "STATE", "SINCE", "(UTC)", "CAUSE"]
+    rows = {tuple(line.split()[:3]) for line in lines[1:]}
+    assert ("pbx1", "trunk-a", "down") in rows and ("pbx1", "trunk-b", "up") in rows
