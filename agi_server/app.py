@@ -24,7 +24,8 @@ import structlog
 
 from agi_server.agi.server import AgiServer
 from agi_server.cdr.writer import CdrWriter
-from agi_server.ami.watcher import AmiWatcher
+from agi_server.ami.calls import AmiOutcome, CallOutcomeTracker
+from agi_server.ami.watcher import AmiTimings, AmiWatcher
 from agi_server.cdr.record import TrunkStateRecord
 from agi_server.config.model import AmiServer, Config
 from agi_server.health.board import HealthBoard
@@ -33,7 +34,7 @@ from agi_server.config.source import ConfigSource, DatabaseSource, FileSource
 from agi_server.errors import ConfigError, StoreError
 from agi_server.migrate import apply_migrations
 from agi_server.routes import Routes
-from agi_server.routing.router import Router
+from agi_server.routing.router import ReportRequest, Router
 
 log = structlog.get_logger("didrouter.app")
 
@@ -88,8 +89,9 @@ class App:
         return cls(source, apply_overrides(config, overrides), overrides, worker)
 
     def __init__(self, source: ConfigSource, config: Config, overrides: Overrides = Overrides(),
-                 worker: Worker = Worker()) -> None:
+                 worker: Worker = Worker(), ami_timings: AmiTimings = AmiTimings()) -> None:
         self.source = source
+        self.ami_timings = ami_timings
         self.worker = worker
         self.overrides = overrides
         self.config = config
@@ -105,12 +107,26 @@ class App:
             recover_after=settings.trunk_recover_after, breaker_threshold=settings.breaker_failures,
             breaker_cool_off=settings.breaker_cool_off, on_change=[self._trunk_changed])
         self.health = BoardView(self.board)
-        self.watchers = [AmiWatcher(server, config.trunks, self.board) for server in config.ami_servers]
         self.router = Router(self.config, self.cdr, self.health, worker=worker.index)
+        self.watchers = [self._watch(server) for server in config.ami_servers]
         self.routes = Routes(self.router)
         self.agi = AgiServer(self.routes.handle, lambda: self.router.config.settings.timeouts)
         self.port: int | None = None
         self._tasks: set[asyncio.Task] = set()
+
+    def _watch(self, server: AmiServer) -> AmiWatcher:
+        """An AMI watcher for trunk health, whose call events also fill CDR outcomes."""
+        watcher = AmiWatcher(server, self.config.trunks, self.board, timings=self.ami_timings)
+        tracker = CallOutcomeTracker(lambda outcome: self._ami_outcome(server.name, outcome))
+        for event, handler in (("DialEnd", tracker.dial_end), ("Hangup", tracker.hangup), ("Cdr", tracker.cdr)):
+            watcher.add_listener(event, lambda _manager, message, handler=handler: handler(message))
+        return watcher
+
+    def _ami_outcome(self, server: str, outcome: AmiOutcome) -> None:
+        self.router.report(ReportRequest(
+            server=server, uniqueid=outcome.uniqueid, dialstatus=outcome.dialstatus,
+            hangupcause=outcome.hangupcause, answered_seconds=outcome.answered_seconds,
+            dialed_seconds=outcome.dialed_seconds), source="ami")
 
     def _trunk_changed(self, server: str, trunk: str, old: str, new: str, cause: str, at: float) -> None:
         """Log and journal a trunk health change (``at`` is on the board's monotonic clock)."""

@@ -11,7 +11,6 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
-from agi_server.ami import AmiWatcher
 from agi_server.app import App
 from agi_server.config.load import load_file
 from agi_server.config.model import AmiServer
@@ -48,8 +47,7 @@ async def app(fake, tmp_path, clean_db):
                        trunk_fail_after=HOLD, trunk_recover_after=HOLD, dynamic_did_enabled=False)
     server = AmiServer(name="pbx1", port=fake.port, username="dialer", secret="test-secret", agi_peers=("127.0.0.1",))
     config = replace(config, settings=settings, ami_servers=(server,))
-    app = App(FileSource(str(EXAMPLE_CONFIG)), config)
-    app.watchers = [AmiWatcher(server, config.trunks, app.board, timings=FAST_AMI)]
+    app = App(FileSource(str(EXAMPLE_CONFIG)), config, ami_timings=FAST_AMI)
     await app.start()
     await fake_ami.until(lambda: app.watchers[0].seeds >= 1, what="seed")
     yield app
@@ -130,3 +128,56 @@ async def test_trunks_command_shows_the_latest_state_per_server_and_trunk(app, f
     assert lines[0].split() == ["SERVER", "TRUNK", "STATE", "SINCE", "(UTC)", "CAUSE"]
     rows = {tuple(line.split()[:3]) for line in lines[1:]}
     assert ("pbx1", "trunk-a", "down") in rows and ("pbx1", "trunk-b", "up") in rows
+
+
+@pytest.mark.parametrize("stream, uniqueid, dialstatus, cause, answered, dialed", [
+    ("ami-03", "1796313750.4", "ANSWER", 16, 4, 5),
+    ("ami-04", "1796313831.15", "BUSY", 17, 0, 0),
+    ("ami-05", "1796313839.18", "CONGESTION", 34, 0, 0),
+    ("ami-10", "1796314120.21", "FAILED", None, 0, 0),         # CHANUNAVAIL: no DialEnd, only the Cdr
+])
+async def test_ami_call_events_fill_the_attempt_row_and_the_report_wins(
+        app, fake, clean_db, wait_until, stream, uniqueid, dialstatus, cause, answered, dialed):
+    await play(app.port, with_env(env_block("agi-01-normal-select"), uniqueid=uniqueid))
+    calls = [m for m in fake_ami.events(stream) if m.header("Event") in ("DialEnd", "Hangup", "Cdr")]
+    await fake.replay(calls)
+    row = await _row_when(clean_db, wait_until, uniqueid, lambda r: r["outcome_source"] == "ami"
+                          and r["dialed_seconds"] is not None)
+    assert (row["dialstatus"], row["hangupcause"], row["answered_seconds"], row["dialed_seconds"]) == (
+        dialstatus, cause, answered, dialed)
+    report = with_env(env_block("agi-02-normal-report-answer"), uniqueid=uniqueid,
+                      network_script="report?attempt=1&dialstatus=CHANUNAVAIL&hangupcause=3")
+    await play(app.port, report)
+    row = await _row_when(clean_db, wait_until, uniqueid, lambda r: r["outcome_source"] == "agi")
+    assert (row["dialstatus"], row["hangupcause"]) == ("CHANUNAVAIL", 3)
+
+
+async def test_ami_events_of_calls_didrouter_did_not_select_are_ignored(app, fake, clean_db, wait_until):
+    await fake.replay([m for m in fake_ami.events("ami-03") if m.header("Event") in ("DialEnd", "Hangup", "Cdr")])
+    await play(app.port, call(99))     # something to wait on
+    await wait_until(lambda: app.cdr.stats()["written"] == 1)
+    conn = await asyncpg.connect(clean_db)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM cdr_outcome_pending") == 0
+    finally:
+        await conn.close()
+
+
+async def _row_when(dsn, wait_until, uniqueid, predicate):
+    found = {}
+
+    async def check():
+        conn = await asyncpg.connect(dsn)
+        try:
+            row = await conn.fetchrow("SELECT * FROM cdr_attempt WHERE uniqueid = $1 AND attempt = 1", uniqueid)
+        finally:
+            await conn.close()
+        if row is not None and predicate(row):
+            found["row"] = row
+        return "row" in found
+
+    for _ in range(100):
+        if await check():
+            return found["row"]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"row for {uniqueid} never matched")

@@ -121,27 +121,32 @@ class Router:
         self._record(req, attempt, decision)
         return decision, attempt
 
-    def report(self, req: ReportRequest) -> OutcomeRecord:
+    def report(self, req: ReportRequest, source: str = "agi") -> OutcomeRecord | None:
         """Record how an attempt ended; remember a carrier fault for the call's next select.
 
         The attempt is the one named, else the call's latest select. With neither,
-        the outcome is an orphan (attempt None): logged and stored, never dropped.
+        an ``agi`` report is an orphan (attempt None): logged and stored, never
+        dropped. An ``ami`` outcome for a call didrouter never selected for (AMI
+        sees every call on the box) is ignored and returns None. Only ``agi``
+        reports feed the trunk breaker, so a call is never counted twice.
         """
         memory = self.calls.peek(req.server, req.uniqueid)
+        if source == "ami" and (memory is None or not memory.attempts):
+            return None
         attempt = req.attempt or (memory.selects if memory else None)
         trunk = memory.trunk_of(attempt) if memory and attempt else None
         fault = classify(req.dialstatus, req.hangupcause)
         if memory:
             memory.carrier_failed = fault == CARRIER
-        if trunk and self._health:
+        if trunk and self._health and source == "agi":
             self._health.report_outcome(req.server, trunk, req.dialstatus, req.hangupcause)
         outcome = OutcomeRecord(
             server=req.server, uniqueid=req.uniqueid, attempt=attempt, dialstatus=req.dialstatus,
             hangupcause=req.hangupcause, answered_seconds=req.answered_seconds,
-            dialed_seconds=req.dialed_seconds, fault=fault, source="agi", reported_at=self._clock(),
+            dialed_seconds=req.dialed_seconds, fault=fault, source=source, reported_at=self._clock(),
             trunk=trunk,
         )
-        log.info("outcome", uniqueid=req.uniqueid, server=req.server, attempt=attempt, trunk=trunk,
+        log.info("outcome", source=source, uniqueid=req.uniqueid, server=req.server, attempt=attempt, trunk=trunk,
                  dialstatus=req.dialstatus, hangupcause=req.hangupcause, fault=fault,
                  reason="orphan: no select on record for this call" if attempt is None else f"{fault} outcome")
         self._sink.record(outcome)
