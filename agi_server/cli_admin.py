@@ -134,11 +134,27 @@ def cmd_campaigns_list(args: argparse.Namespace) -> int:
 
 
 def cmd_campaigns_show(args: argparse.Namespace) -> int:
-    view = asyncio.run(admin.show_campaign(_dsn(args), args.name))
+    view = asyncio.run(_show_with_health(_dsn(args), args.name))
     if args.json:
         return _print_json(view)
     print(format_campaign(view))
     return 0
+
+
+async def _show_with_health(dsn: str, name: str) -> dict:
+    """The campaign, with each trunk's last recorded health on every server
+    (table trunk_state_change, as ``didrouter trunks`` shows it)."""
+    from agi_server import trunks
+    from agi_server.errors import StoreError
+
+    try:
+        rows = await trunks.current(dsn)
+    except StoreError:
+        rows = []                                   # no health recorded yet: show "-"
+    by_trunk: dict[str, list[str]] = {}
+    for row in rows:
+        by_trunk.setdefault(row["trunk"], []).append(f"{row['server']}: {row['state']}")
+    return await admin.show_campaign(dsn, name, lambda trunk: ", ".join(by_trunk.get(trunk, [])) or None)
 
 
 def cmd_add_did(args: argparse.Namespace) -> int:

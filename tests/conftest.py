@@ -26,7 +26,7 @@ from agi_server.migrate import apply_migrations
 ADMIN_DSN = os.environ.get(
     "DIDROUTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-CDR_TABLES = ("cdr_attempt", "cdr_outcome_pending")
+CDR_TABLES = ("cdr_attempt", "cdr_outcome_pending", "trunk_state_change")
 
 
 def with_database(dsn: str, database: str) -> str:

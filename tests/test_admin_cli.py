@@ -46,9 +46,9 @@ class Cli:
 
 
 @pytest.fixture
-def db(pg_dsn):
-    asyncio.run(truncate_config(pg_dsn))
-    return pg_dsn
+def db(clean_db):
+    asyncio.run(truncate_config(clean_db))     # clean_db also empties the recorded trunk health
+    return clean_db
 
 
 @pytest.fixture

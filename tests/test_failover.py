@@ -181,3 +181,25 @@ async def _row_when(dsn, wait_until, uniqueid, predicate):
             return found["row"]
         await asyncio.sleep(0.05)
     raise AssertionError(f"row for {uniqueid} never matched")
+
+
+async def test_campaigns_show_includes_the_recorded_trunk_health(app, fake, clean_db, wait_until):
+    from agi_server.config.db import import_config
+    from tests.test_config_db import truncate_config
+
+    await truncate_config(clean_db)
+    await import_config(clean_db, load_file(EXAMPLE_CONFIG)[0])
+    down, _ = split_at(fake_ami.events("ami-08"), lambda m: m.header("Status") == "Rejected")
+    fake.registration_status = "Rejected"
+    await fake.replay(down)
+    await wait_until(lambda: app.health.current("pbx1", "trunk-a") == "down", timeout=5)
+    await wait_until(lambda: app.cdr.stats()["queued"] == 0)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agi_server", "campaigns", "show", "spring", "--json", "--dsn", clean_db,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    import json
+    health = {d["number"]: d["trunk_health"] for d in json.loads(out)["dids"]}
+    assert health["+15557654321"] == "pbx1: down"
+    assert health["+15558880001"] == "pbx1: up"
