@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from agi_server import admin
+from agi_server import admin, texttable
 from agi_server.errors import DidrouterError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -208,9 +208,7 @@ def _rotation(view: dict[str, Any]) -> str:
 
 def table(headers: tuple[str, ...], rows: list[tuple]) -> str:
     """Left-aligned columns separated by two spaces."""
-    cells = [tuple(str(c) for c in headers)] + [tuple(str(c) for c in row) for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    return texttable.render(headers, rows)
 
 
 def _print_json(data: Any) -> int:

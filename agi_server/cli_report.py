@@ -25,13 +25,11 @@ from typing import Any, Callable
 
 import asyncpg
 
-from agi_server import reports
-from agi_server.errors import DidrouterError, StoreError
+from agi_server import pg, reports, texttable
+from agi_server.errors import DidrouterError
 
 Handler = Callable[[argparse.Namespace], int]
-CONNECT_TIMEOUT = 10.0
 DEFAULT_DAYS = 7
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 # (key, table header, kind) per report; kind picks the table formatting.
 _FIGURES = (("attempts", "ATTEMPTS", "int"), ("answered", "ANSWERED", "int"),
@@ -94,25 +92,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 async def _load(args: argparse.Namespace, since: dt.date, until: dt.date) -> tuple[list[dict], tuple]:
-    try:
-        conn = await asyncpg.connect(args.dsn, timeout=CONNECT_TIMEOUT)
-    except _DB_ERRORS as exc:
-        raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
-    try:
+    async with pg.connect(args.dsn, "report query", command_timeout=None) as conn:
         return await _query(conn, args, since, until)
-    except asyncpg.UndefinedTableError as exc:
-        raise StoreError(f"report views missing ({exc}): run `didrouter migrate`") from exc
-    except _DB_ERRORS as exc:
-        raise StoreError(f"report query failed: {exc}") from exc
-    finally:
-        await _close(conn)
-
-
-async def _close(conn: asyncpg.Connection) -> None:
-    try:
-        await conn.close(timeout=CONNECT_TIMEOUT)
-    except _DB_ERRORS:
-        conn.terminate()
 
 
 async def _query(conn: asyncpg.Connection, args: argparse.Namespace,
@@ -166,14 +147,7 @@ def _cell(value: Any, kind: str) -> str:
 
 def table(rows: list[dict[str, Any]], columns: tuple) -> str:
     """Aligned table: text columns left-aligned, numbers right-aligned; '-' for NULL."""
-    cells = [[h for _, h, _ in columns]] + [[_cell(r.get(k), kind) for k, _, kind in columns]
-                                           for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = []
-    for row in cells:
-        parts = [c.ljust(w) if kind == "str" else c.rjust(w)
-                 for c, w, (_, _, kind) in zip(row, widths, columns)]
-        lines.append("  ".join(parts).rstrip())
-    if not rows:
-        lines.append("(no attempts in this range)")
-    return "\n".join(lines)
+    cells = [[_cell(r.get(k), kind) for k, _, kind in columns] for r in rows]
+    right = {i for i, (_, _, kind) in enumerate(columns) if kind != "str"}
+    text = texttable.render([h for _, h, _ in columns], cells, right)
+    return text + "\n(no attempts in this range)" if not rows else text

@@ -16,37 +16,24 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
-from agi_server import sqlfiles
-from agi_server.errors import StoreError
+from agi_server import pg, sqlfiles
 
 log = structlog.get_logger()
 
 # Arbitrary constant shared by every didrouter process ("didr" in ASCII, 0x64696472).
 LOCK_KEY = 0x64696472
-CONNECT_TIMEOUT = 10.0
 LOCK_TIMEOUT = 60.0       # another process may be running a long migration
 STATEMENT_TIMEOUT = 300.0  # one migration; generous because DDL may rewrite tables
 
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def apply_migrations(dsn: str) -> list[str]:
     """Apply pending migrations; return the names (file stems) applied, in order."""
     available = sqlfiles.migrations()
-    try:
-        conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
-    except _DB_ERRORS as exc:
-        raise StoreError(f"cannot connect to PostgreSQL to migrate: {exc}") from exc
-    try:
+    # Closing the session (pg.connect always does) also releases the advisory lock
+    # if unlock never ran.
+    async with pg.connect(dsn, "migration", command_timeout=None) as conn:
         return await _apply_locked(conn, available)
-    except _DB_ERRORS as exc:
-        raise StoreError(f"migration failed: {exc}") from exc
-    finally:
-        # Closing the session also releases the advisory lock if unlock never ran.
-        try:
-            await conn.close(timeout=CONNECT_TIMEOUT)
-        except _DB_ERRORS:
-            conn.terminate()
 
 
 async def _apply_locked(
@@ -72,7 +59,7 @@ async def _apply_locked(
     finally:
         try:
             await conn.execute(sqlfiles.query("migrate_unlock"), LOCK_KEY, timeout=LOCK_TIMEOUT)
-        except _DB_ERRORS as exc:
+        except pg.DB_ERRORS as exc:
             # Harmless: closing the session (always done by the caller) releases it too.
             log.warning("migrate_unlock_failed", error=str(exc))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agi_server import cli, cli_admin
+from agi_server import cli_admin
 from agi_server.config.db import load_db
 from agi_server.config.load import load_file, load_mapping
 from agi_server.errors import ConfigError, DidrouterError

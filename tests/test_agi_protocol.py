@@ -3,7 +3,7 @@
 import pytest
 
 from agi_server.agi import protocol
-from agi_server.agi.protocol import AgiParser, Closed, Environment, Hangup, Progress, Reply
+from agi_server.agi.protocol import AgiParser, Closed, Environment, Progress, Reply
 from agi_server.errors import ProtocolError
 from tests.asterisk import FIXTURES, env_block
 

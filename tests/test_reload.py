@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
 
 from agi_server.app import App, Overrides
 from tests.agi_harness import EXAMPLE_CONFIG

@@ -7,7 +7,6 @@ import socket
 import sys
 from collections import Counter
 
-import asyncpg
 
 from agi_server.app import App, Overrides, Worker
 from agi_server.workers import parse_worker

@@ -13,11 +13,11 @@ from typing import Any, Callable, Sequence
 
 import asyncpg
 
-from agi_server import sqlfiles
+from agi_server import pg, sqlfiles
 from agi_server.cdr.record import AttemptRecord, OutcomeRecord, TrunkStateRecord
 
 # Errors that mean "the database is not there right now": retry later, keep the rows.
-DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+DB_ERRORS = pg.DB_ERRORS
 
 _TEXT = ("server", "uniqueid", "campaign", "destination", "status", "reason",
          "channel", "peer")

@@ -21,12 +21,12 @@ from typing import Any, AsyncIterator, Callable
 import asyncpg
 import structlog
 
-from agi_server import sqlfiles
+from agi_server import pg, sqlfiles
 from agi_server.config.export import to_document  # noqa: F401  (part of this API)
 from agi_server.config.load import load_mapping
 from agi_server.config.model import Config
 from agi_server.config.validate import Problem, warning
-from agi_server.errors import ConfigError, StoreError
+from agi_server.errors import ConfigError
 
 log = structlog.get_logger()
 
@@ -36,7 +36,7 @@ LOCK_KEY = 0x64696463  # "didc": serialises config writers (see config_lock.sql)
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
 
-DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+DB_ERRORS = pg.DB_ERRORS
 
 
 async def load_db(dsn: str) -> tuple[Config, list[Problem]]:
@@ -69,28 +69,12 @@ async def import_config(dsn: str, config: Config) -> list[Problem]:
 @asynccontextmanager
 async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection with bounded commands; database errors become StoreError/ConfigError."""
-    try:
-        conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
-    except DB_ERRORS as exc:
-        raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
-    try:
-        yield conn
-    except asyncpg.UndefinedTableError as exc:
-        raise StoreError(f"config tables missing ({exc}): run `didrouter migrate`") from exc
-    except asyncpg.IntegrityConstraintViolationError as exc:
-        problem = Problem("error", SOURCE, getattr(exc, "table_name", None) or "-", str(exc))
-        raise ConfigError(f"{SOURCE}: refused by a constraint: {exc}", (problem,)) from exc
-    except DB_ERRORS as exc:
-        raise StoreError(f"config database error: {exc}") from exc
-    finally:
-        await _close(conn)
-
-
-async def _close(conn: asyncpg.Connection) -> None:
-    try:
-        await conn.close(timeout=CONNECT_TIMEOUT)
-    except DB_ERRORS:
-        conn.terminate()
+    async with pg.connect(dsn, "config database", command_timeout=COMMAND_TIMEOUT) as conn:
+        try:
+            yield conn
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            problem = Problem("error", SOURCE, getattr(exc, "table_name", None) or "-", str(exc))
+            raise ConfigError(f"{SOURCE}: refused by a constraint: {exc}", (problem,)) from exc
 
 
 async def lock(conn: asyncpg.Connection) -> None:
@@ -225,7 +209,7 @@ class ConfigListener:
                     log.warning("config_listener_lost", error=str(exc), retry_in=delay)
                 finally:
                     self.server_pid = None
-                    await _close(conn)
+                    await pg.close(conn)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_backoff)
 
