@@ -189,6 +189,17 @@ class App:
         return replace(config, settings=replace(config.settings, **kept))
 
     async def start(self) -> int:
+        """Start everything; on failure (or cancellation), stop what did start, then raise."""
+        started = False
+        try:
+            port = await self._start()
+            started = True
+            return port
+        finally:
+            if not started:
+                await self.stop()
+
+    async def _start(self) -> int:
         settings = self.config.settings
         await self.cdr.start()
         if settings.dsn:

@@ -36,3 +36,7 @@ class StoreError(DidrouterError):
 
 class AmiError(DidrouterError):
     """The Asterisk Manager Interface refused us or misbehaved (e.g. login failed)."""
+
+
+class ListenError(DidrouterError):
+    """The FastAGI port could not be opened (in use, no permission, bad address)."""

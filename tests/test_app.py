@@ -45,3 +45,26 @@ async def test_without_a_dsn_rows_go_to_the_spool_file(tmp_path):
     [entry] = [json.loads(line) for line in spool.read_text().splitlines()]
     assert (entry["kind"], entry["campaign"], entry["did"], entry["destination"]) == (
         "attempt", "autumn", "+15557654325", "15551230003")
+
+
+async def test_a_busy_port_is_a_clear_error_and_nothing_is_left_running(tmp_path):
+    import asyncio
+    import socket
+
+    import pytest
+
+    from agi_server.errors import ListenError
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = await App.create(str(EXAMPLE_CONFIG), Overrides(port=port, spool=str(tmp_path / "spool")))
+        with pytest.raises(ListenError, match=f"cannot listen for FastAGI on 127.0.0.1:{port}"):
+            await app.start()
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert others == []
+    # the spool's lock was released: another server can start on it
+    again = await App.create(str(EXAMPLE_CONFIG), Overrides(port=0, spool=str(tmp_path / "spool")))
+    await again.start()
+    await again.stop()

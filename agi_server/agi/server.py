@@ -17,7 +17,7 @@ import structlog
 from agi_server.agi.protocol import Environment, set_variable
 from agi_server.agi.session import AgiSession
 from agi_server.config.model import Timeouts
-from agi_server.errors import PeerGone, ProtocolError
+from agi_server.errors import ListenError, PeerGone, ProtocolError
 from agi_server.routing import policy
 
 log = structlog.get_logger("didrouter.agi")
@@ -42,8 +42,11 @@ class AgiServer:
         ``reuse_port`` lets several worker processes bind the same port
         (SO_REUSEPORT): the kernel spreads new connections across them.
         """
-        self._server = await asyncio.start_server(self._on_connect, host, port, reuse_address=True,
-                                                  reuse_port=reuse_port or None)
+        try:
+            self._server = await asyncio.start_server(self._on_connect, host, port, reuse_address=True,
+                                                      reuse_port=reuse_port or None)
+        except OSError as exc:
+            raise ListenError(f"cannot listen for FastAGI on {host}:{port}: {exc.strerror or exc}") from exc
         bound = self._server.sockets[0].getsockname()[1]
         log.info("agi_listening", host=host, port=bound)
         return bound
