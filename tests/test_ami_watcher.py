@@ -181,6 +181,7 @@ async def test_fully_booted_mid_session_triggers_a_reseed(rig):
     booted = next(m for m in fake_ami.load("ami-01") if m.header("Event") == "FullyBooted")
     await rig.fake.send(booted.data)
     await rig.seeded(seeds + 1)
+    assert rig.fake.logins == 1          # re-seeded on the same session, no reconnect
 
 
 async def test_raising_handler_does_not_stop_the_listener(rig):
@@ -205,6 +206,7 @@ async def test_unanswered_ping_reconnects(rig):
     await rig.seeded()
     await until(lambda: rig.fake.logins >= 2, what="reconnect after a silent ping")
     rig.fake.stalled = set()
+    assert rig.fake.logins >= 2
 
 
 async def test_stop_closes_the_socket_and_marks_unknown(rig):

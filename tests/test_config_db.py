@@ -306,6 +306,7 @@ async def test_listener_fires_within_a_second_of_an_edit(listening, example_db, 
     listener, counter = listening
     await admin.remove_did(example_db, "spring", "+15557654322")
     await wait_until(lambda: counter.count == 2, timeout=1.0)
+    assert counter.count == 2
 
 
 async def test_listener_gets_one_notification_per_import(listening, example_db, wait_until):
@@ -343,6 +344,7 @@ async def test_listener_stop_closes_its_connection(example_db, wait_until):
     try:
         await wait_until(lambda: conn.fetchval(
             "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1", pid))
+        assert not listener.listening
     finally:
         await conn.close(timeout=10)
 
