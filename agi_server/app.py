@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 import time
@@ -56,6 +57,7 @@ class Worker:
 
     index: int = 0
     count: int = 1
+    sock: socket.socket | None = None   # the listening socket the supervisor passed down
 
     def spool(self, path: str) -> str:
         """Each worker journals to its own spool (a journal has one owner)."""
@@ -201,6 +203,8 @@ class App:
 
     async def _start(self) -> int:
         settings = self.config.settings
+        if settings.dsn:
+            self.cdr.db_ready = asyncio.Event()
         await self.cdr.start()
         if settings.dsn:
             self.spawn(self._migrate(settings.dsn), "migrate")
@@ -213,7 +217,7 @@ class App:
             await self._listener.start()
         for watcher in self.watchers:
             await watcher.start()
-        self.port = await self.agi.start(settings.host, settings.port, reuse_port=self.worker.count > 1)
+        self.port = await self.agi.start(settings.host, settings.port, sock=self.worker.sock)
         log.info("didrouter_started", config=self.source.description, worker=self.worker.index,
                  ami=[f"{s.name}@{s.host}:{s.port}" for s in self.config.ami_servers] or "none: admin state and breaker only",
                  campaigns=sorted(self.config.campaigns), cdr="postgresql+spool" if settings.dsn else "spool only",
@@ -222,16 +226,20 @@ class App:
 
     async def _migrate(self, dsn: str, attempts: int = 30) -> None:
         """Bring the schema up to date in the background; rows wait in the spool meanwhile."""
-        for attempt in range(1, attempts + 1):
-            try:
-                applied = await apply_migrations(dsn)
-            except StoreError as exc:
-                log.warning("migrate_failed", attempt=attempt, reason=str(exc))
-                await asyncio.sleep(min(30.0, 2.0 * attempt))
-                continue
-            log.info("schema_ready", applied=applied)
-            return
-        log.error("migrate_gave_up", reason="run `didrouter migrate` by hand; CDR rows wait in the spool")
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    applied = await apply_migrations(dsn)
+                except StoreError as exc:
+                    log.warning("migrate_failed", attempt=attempt, reason=str(exc))
+                    await asyncio.sleep(min(30.0, 2.0 * attempt))
+                    continue
+                log.info("schema_ready", applied=applied)
+                return
+            log.error("migrate_gave_up", reason="run `didrouter migrate` by hand; CDR rows wait in the spool")
+        finally:
+            if self.cdr.db_ready is not None:
+                self.cdr.db_ready.set()   # the writer tries (and retries) on its own from here
 
     async def stop(self) -> None:
         await self.agi.stop()
@@ -249,6 +257,14 @@ class App:
 OBSERVER = f"{socket.gethostname()}:{os.getpid()}"
 
 
+async def _stop_when_orphaned(supervisor: int, stop: asyncio.Event) -> None:
+    """A worker whose supervisor died (re-parented) must not keep serving an old config."""
+    while os.getppid() == supervisor:
+        await asyncio.sleep(1.0)
+    log.error("supervisor_gone", supervisor=supervisor, reason="stopping this worker")
+    stop.set()
+
+
 def _health_modes(config: Config) -> dict[str, str]:
     return {name: trunk.health for name, trunk in config.trunks.items()}
 
@@ -259,13 +275,29 @@ def _log_problems(problems) -> None:
         event(f"config_{problem.severity}", source=problem.source, field=problem.field, reason=problem.message)
 
 
-async def run(app: App, pidfile: str | None = None) -> None:
-    """Serve until SIGINT or SIGTERM; SIGHUP reloads the config."""
+def raise_fd_limit() -> None:
+    """Each FastAGI session holds a socket: lift the soft open-files limit to the hard one
+    (Debian's soft default of 1024 is below MAX_SESSIONS)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("fd_limit_unchanged", soft=soft, hard=hard, reason=str(exc))
+
+
+async def run(app: App, pidfile: str | None = None, supervisor: int | None = None) -> None:
+    """Serve until SIGINT or SIGTERM (or, for a worker, until its supervisor is gone);
+    SIGHUP reloads the config."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, app.request_reload)
+    if supervisor is not None:
+        app.spawn(_stop_when_orphaned(supervisor, stop), "supervisor-watch")
+    raise_fd_limit()
     if pidfile:   # before start(): whoever sees "didrouter_started" can signal us
         Path(pidfile).write_text(f"{os.getpid()}\n")
     await app.start()

@@ -117,23 +117,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from agi_server.config.source import DatabaseSource, FileSource
 
     index, count = workers.parse_worker(os.environ.get(workers.WORKER_ENV))
-    if int(args.workers) > 1 and count == 1:
-        if not args.port:
-            raise DidrouterError("--workers needs a fixed --port (workers share it)")
-        return workers.supervise(args.argv, int(args.workers), args.pidfile)
-
     if args.config_source == "database":
         if not args.dsn:
             raise DidrouterError("--config-source database needs --dsn or DIDROUTER_DSN")
         source = DatabaseSource(args.dsn)
     else:
         source = FileSource(args.config)
+    if int(args.workers) > 1 and count == 1:
+        config = asyncio.run(source.load())[0]   # validate first, and learn the listen address
+        host = args.host or config.settings.host
+        port = int(args.port) if args.port is not None else config.settings.port
+        if not port:
+            raise DidrouterError("--workers needs a fixed port (the workers share it)")
+        return workers.supervise(args.argv, int(args.workers), host, port, args.pidfile)
 
     async def main() -> None:
         ami = tuple(parse_ami_url(url) for url in (args.ami or "").split()) or None
         overrides = Overrides(args.host, args.port, args.dsn, args.spool, ami)
-        app = await App.create(source, overrides, Worker(index, count))
-        await run(app, args.pidfile if count == 1 else None)
+        app = await App.create(source, overrides, Worker(index, count, workers.inherited_socket()))
+        await run(app, args.pidfile if count == 1 else None, supervisor=os.getppid() if count > 1 else None)
 
     asyncio.run(main())
     return 0

@@ -25,7 +25,10 @@ Variables = list[tuple[str, str]]
 # A destination goes into the Dial() string: "&" would add a channel and "/" or "@"
 # change the target, so only what a phone number can hold is accepted.
 _DESTINATION = re.compile(r"^\+?[0-9*#]{1,32}$")
+_WHOLE = re.compile(r"^[0-9]{1,9}$")        # ASCII digits only: str.isdigit() takes "²" and "٣"
 MAX_ATTEMPT = 99
+# Asterisk's AST_MAX_UNIQUEID is 150; anything longer is not from Asterisk.
+MAX_UNIQUEID = 150
 SELECT_PARAMETERS = {"campaign", "number", "attempt", "tried", "prev", "prevcause"}
 MAX_TRIED = MAX_ATTEMPT
 REPORT_PARAMETERS = {"attempt", "dialstatus", "hangupcause", "answered", "dialed", "number"}
@@ -90,18 +93,30 @@ class Routes:
         return status_only(policy.OK)
 
 
-def select_request(env: Environment, peer: Peer) -> SelectRequest:
-    """The dialplan contract for ``select`` (design.md), or :class:`BadRequest`."""
-    query, args = env.request.query, env.request.args
-    ignored = sorted(set(query) - SELECT_PARAMETERS)
+def _checked(env: Environment, route: str, known: set[str]) -> tuple[dict[str, str], str]:
+    """The query and uniqueid, after the checks every route shares."""
+    query = env.request.query
+    ignored = sorted(set(query) - known)
     if ignored:
-        log.info("ignored_parameters", route="select", parameters=ignored, uniqueid=env.get("agi_uniqueid"))
-    campaign = query.get("campaign") or (args[0] if args else "")
-    if not campaign:
-        raise BadRequest("no campaign: give ?campaign=NAME or the first AGI argument")
+        log.info("ignored_parameters", route=route, parameters=ignored, uniqueid=env.get("agi_uniqueid"))
+    repeated = sorted(env.request.repeated & known)
+    if repeated:
+        raise BadRequest(f"parameter(s) {', '.join(repeated)} given more than once")
     uniqueid = env.get("agi_uniqueid")
     if not uniqueid:
         raise BadRequest("no agi_uniqueid in the environment")
+    if len(uniqueid) > MAX_UNIQUEID:
+        raise BadRequest(f"agi_uniqueid longer than {MAX_UNIQUEID} characters")
+    return query, uniqueid
+
+
+def select_request(env: Environment, peer: Peer) -> SelectRequest:
+    """The dialplan contract for ``select`` (design.md), or :class:`BadRequest`."""
+    query, uniqueid = _checked(env, "select", SELECT_PARAMETERS)
+    args = env.request.args
+    campaign = query.get("campaign") or (args[0] if args else "")
+    if not campaign:
+        raise BadRequest("no campaign: give ?campaign=NAME or the first AGI argument")
     destination = query.get("number") or env.get("agi_extension")
     if not _DESTINATION.match(destination):
         raise BadRequest(f"destination {destination[:40]!r} is not a dialable number (digits, *, #, optional +)")
@@ -136,13 +151,8 @@ def report_request(env: Environment, peer: Peer) -> ReportRequest:
 
     ``report?attempt=N&dialstatus=${DIALSTATUS}&hangupcause=${HANGUPCAUSE}&answered=${ANSWEREDTIME}&dialed=${DIALEDTIME}``
     """
-    query, args = env.request.query, env.request.args
-    ignored = sorted(set(query) - REPORT_PARAMETERS)
-    if ignored:
-        log.info("ignored_parameters", route="report", parameters=ignored, uniqueid=env.get("agi_uniqueid"))
-    uniqueid = env.get("agi_uniqueid")
-    if not uniqueid:
-        raise BadRequest("no agi_uniqueid in the environment")
+    query, uniqueid = _checked(env, "report", REPORT_PARAMETERS)
+    args = env.request.args
     dialstatus = (query.get("dialstatus") or (args[0] if args else "")).upper()
     if dialstatus not in DIALSTATUSES:
         raise BadRequest(f"dialstatus {dialstatus[:20]!r} is not a Dial() status")
@@ -157,7 +167,7 @@ def report_request(env: Environment, peer: Peer) -> ReportRequest:
 def _whole(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not _WHOLE.match(raw):
         raise BadRequest(f"{name} {raw[:10]!r} is not a whole number")
     return int(raw)
 
@@ -165,6 +175,6 @@ def _whole(raw: str | None, name: str) -> int | None:
 def _attempt(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ATTEMPT:
+    if not _WHOLE.match(raw) or not 1 <= int(raw) <= MAX_ATTEMPT:
         raise BadRequest(f"attempt {raw[:10]!r} is not a number from 1 to {MAX_ATTEMPT}")
     return int(raw)

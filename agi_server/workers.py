@@ -1,17 +1,22 @@
-"""``didrouter serve --workers N``: N processes on one port, one per core.
+"""``didrouter serve --workers N``: N processes on one listening socket, one per core.
 
-The parent starts N children (``serve`` with ``DIDROUTER_WORKER=i/N``), each binding
-the same port with SO_REUSEPORT so the kernel spreads Asterisk's connections. It
-forwards SIGHUP (reload) and SIGTERM/SIGINT (stop) to them and restarts a child that
-dies, with back-off. Each worker rotates on its own from a staggered start and
-journals to its own spool (``<spool>-w<i>``): across workers, per-DID use differs by
-at most N (design invariant 6).
+The supervisor binds the FastAGI port itself (a second instance on the same port
+fails at once, as a single process would) and hands the socket to N children
+(``serve`` with ``DIDROUTER_WORKER=i/N`` and ``DIDROUTER_LISTEN_FD``); the kernel
+gives each new connection to one of the workers waiting in accept. The supervisor
+forwards SIGHUP (reload) and SIGTERM/SIGINT (stop), restarts a worker that dies
+(with back-off), and holds the pidfile. A worker whose supervisor disappears
+(``kill -9``, OOM) stops by itself within a second, so no orphan keeps serving an
+old config. Each worker rotates from a staggered start and journals to its own
+spool (``<spool>-w<i>``): across workers per-DID use differs by at most N
+(design invariant 6).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,10 +24,14 @@ from pathlib import Path
 
 import structlog
 
+from agi_server.errors import ListenError
+
 log = structlog.get_logger("didrouter.workers")
 
 WORKER_ENV = "DIDROUTER_WORKER"
+LISTEN_FD_ENV = "DIDROUTER_LISTEN_FD"
 RESTART_BACKOFF_MAX = 30.0
+BACKLOG = 1024
 
 
 def parse_worker(value: str | None) -> tuple[int, int]:
@@ -33,18 +42,35 @@ def parse_worker(value: str | None) -> tuple[int, int]:
     return int(index), int(count)
 
 
-def supervise(argv: list[str], count: int, pidfile: str | None = None) -> int:
+def inherited_socket() -> socket.socket | None:
+    """The listening socket a supervisor passed down, if any."""
+    fd = os.environ.get(LISTEN_FD_ENV)
+    return socket.socket(fileno=int(fd)) if fd else None
+
+
+def listen(host: str, port: int) -> socket.socket:
+    try:
+        sock = socket.create_server((host, port), backlog=BACKLOG)
+    except OSError as exc:
+        raise ListenError(f"cannot listen for FastAGI on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def supervise(argv: list[str], count: int, host: str, port: int, pidfile: str | None = None) -> int:
     """Run ``count`` workers of ``didrouter <argv>`` until told to stop; returns the exit code.
 
     The pidfile, if any, holds this supervisor's pid: SIGHUP to it reloads every worker.
     """
+    sock = listen(host, port)
     children: dict[int, subprocess.Popen] = {}
     stopping = False
     backoff = [1.0] * count
 
     def spawn(index: int) -> None:
-        env = {**os.environ, WORKER_ENV: f"{index}/{count}"}
-        children[index] = subprocess.Popen([sys.executable, "-m", "agi_server", *argv], env=env)
+        env = {**os.environ, WORKER_ENV: f"{index}/{count}", LISTEN_FD_ENV: str(sock.fileno())}
+        children[index] = subprocess.Popen([sys.executable, "-m", "agi_server", *argv], env=env,
+                                           pass_fds=(sock.fileno(),))
         log.info("worker_started", worker=index, pid=children[index].pid)
 
     def forward(signum: int, _frame) -> None:
@@ -61,6 +87,7 @@ def supervise(argv: list[str], count: int, pidfile: str | None = None) -> int:
         spawn(index)
     if pidfile:
         Path(pidfile).write_text(f"{os.getpid()}\n")
+    log.info("supervisor_listening", host=host, port=sock.getsockname()[1], workers=count)
     while not stopping:
         time.sleep(0.5)
         for index, child in list(children.items()):
@@ -70,6 +97,7 @@ def supervise(argv: list[str], count: int, pidfile: str | None = None) -> int:
                 backoff[index] = min(backoff[index] * 2, RESTART_BACKOFF_MAX)
                 spawn(index)
     codes = [child.wait(timeout=15) for child in children.values()]
+    sock.close()
     if pidfile:
         Path(pidfile).unlink(missing_ok=True)
     return max(codes, default=0)

@@ -201,3 +201,26 @@ async def test_a_client_that_never_answers_a_command_is_dropped():
     assert first == b'SET VARIABLE CALLERID(num) "15557654321"\n'
     assert rest == b""
     assert len(sink.records) == 1   # the decision reached Asterisk, so the row exists
+
+
+@pytest.mark.parametrize("script, why", [
+    ("select?campaign=spring&attempt=%C2%B2", "superscript two is not an attempt number"),
+    ("select?campaign=spring&attempt=%D9%A3", "Arabic-Indic three is not an attempt number"),
+    ("select?campaign=spring&campaign=winter", "a repeated parameter is ambiguous"),
+    ("select?campaign=spring&prev=BUSY&prevcause=%C2%B9%C2%B7", "superscript cause"),
+])
+async def test_ambiguous_or_non_ascii_numbers_are_bad_requests(script, why):
+    async with running_server() as (port, router, sink):
+        result = await play(port, with_env(env_block("agi-01-normal-select"), network_script=script))
+        good = await play(port, with_env(env_block("agi-01-normal-select"), uniqueid="ok.1"))
+    assert result.commands == ['SET VARIABLE DIDR_STATUS "BAD_REQUEST"'], why
+    assert good.commands[1] == 'SET VARIABLE DIDR_STATUS "OK"'
+
+
+async def test_a_literal_plus_in_the_number_is_kept_and_an_overlong_uniqueid_refused():
+    async with running_server() as (port, router, sink):
+        plus = await play(port, with_env(env_block("agi-01-normal-select"),
+                                         network_script="select?campaign=spring&number=+15551230001"))
+        long_id = await play(port, with_env(env_block("agi-01-normal-select"), uniqueid="9" * 151))
+    assert plus.commands[2] == 'SET VARIABLE DIDR_DIAL "PJSIP/+15551230001@trunk-a"'
+    assert long_id.commands == ['SET VARIABLE DIDR_STATUS "BAD_REQUEST"']

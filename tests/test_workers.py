@@ -67,3 +67,39 @@ async def test_serve_workers_shares_one_port_and_serves_every_call(tmp_path):
     assert all(r.commands[1] == 'SET VARIABLE DIDR_STATUS "OK"' for r in results)
     assert code == 0
     assert sorted(p.name for p in tmp_path.glob("spool-w*") if "." not in p.name) == ["spool-w0", "spool-w1"]
+
+
+async def _start_workers(tmp_path, port: int, name: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agi_server", "serve", "--config", str(EXAMPLE_CONFIG), "--port", str(port),
+        "--workers", "2", "--spool", str(tmp_path / name), "--pidfile", str(tmp_path / f"{name}.pid"),
+        env={**os.environ, "DIDROUTER_LOG_FORMAT": "json"}, stderr=asyncio.subprocess.PIPE)
+
+
+async def test_a_second_instance_on_the_same_port_fails_and_orphaned_workers_stop(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    first = await _start_workers(tmp_path, port, "a")
+    events = Events(first.stderr)
+    for _ in range(2):
+        await events.wait_for("didrouter_started")
+    second = await _start_workers(tmp_path, port, "b")
+    _, err = await asyncio.wait_for(second.communicate(), 20)
+    assert second.returncode == 1
+    assert f"cannot listen for FastAGI on 127.0.0.1:{port}" in err.decode()
+    served = await play(port, call(1))
+    assert served.commands[1] == 'SET VARIABLE DIDR_STATUS "OK"'
+    first.send_signal(signal.SIGKILL)                       # the supervisor dies, as in an OOM kill
+    await first.wait()
+    await events.wait_for("supervisor_gone", timeout=10)    # each worker notices and stops
+    await events.wait_for("supervisor_gone", timeout=10)
+    for _ in range(100):                                    # nobody serves the port any more
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await asyncio.sleep(0.1)
+        except OSError:
+            break
+    else:
+        raise AssertionError("orphaned workers still accept calls")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from agi_server.errors import ProtocolError
 
@@ -45,11 +45,16 @@ _VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_().:,-]+$")
 
 @dataclass(frozen=True)
 class Request:
-    """What the dialplan asked for: ``agi://host:port/<route>?<query>`` plus ``agi_arg_N``."""
+    """What the dialplan asked for: ``agi://host:port/<route>?<query>`` plus ``agi_arg_N``.
+
+    ``repeated`` names query parameters given more than once (the last value is in
+    ``query``): a route refuses them rather than guess which one was meant.
+    """
 
     route: str
     query: dict[str, str]
     args: tuple[str, ...]
+    repeated: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -232,14 +237,30 @@ def parse_request(env: dict[str, str]) -> Request:
         script = script.split("://", 1)[1].partition("/")[2]
     path, _, query = script.partition("?")
     route = path.strip("/").rsplit("/", 1)[-1]
-    pairs = parse_qsl(query, keep_blank_values=True)
+    pairs = parse_query(query)
     args = []
     for index in range(1, MAX_ENV_LINES):
         key = f"agi_arg_{index}"
         if key not in env:
             break
         args.append(env[key])
-    return Request(route, dict(pairs), tuple(args))
+    names = [name for name, _ in pairs]
+    repeated = frozenset(name for name in names if names.count(name) > 1)
+    return Request(route, dict(pairs), tuple(args), repeated)
+
+
+def parse_query(query: str) -> list[tuple[str, str]]:
+    """``a=1&b=%2B1`` -> pairs, percent-decoded.
+
+    Not HTML-form decoding: a literal ``+`` stays a ``+`` (a dialplan writes
+    ``number=+15551230001`` as it is; Asterisk does not encode query strings).
+    """
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((unquote(name), unquote(value)))
+    return pairs
 
 
 # -- commands ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ connection is logged and costs only that connection (design invariant 3).
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 
 import structlog
@@ -24,6 +25,9 @@ log = structlog.get_logger("didrouter.agi")
 
 Handler = Callable[[Environment, str], list[tuple[str, str]]]
 MAX_SESSIONS = 2000   # concurrent connections; more are closed at once with a log line
+# Pending connections the kernel queues before accept: asyncio's default of 100
+# makes a burst of new calls wait a second for a SYN retransmit.
+BACKLOG = 1024
 
 
 class AgiServer:
@@ -36,15 +40,14 @@ class AgiServer:
         self._sessions: set[asyncio.Task] = set()
         self.served = 0
 
-    async def start(self, host: str, port: int, reuse_port: bool = False) -> int:
-        """Listen; returns the bound port (useful with port 0).
-
-        ``reuse_port`` lets several worker processes bind the same port
-        (SO_REUSEPORT): the kernel spreads new connections across them.
-        """
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
+        """Listen (on ``sock`` if given: a worker's inherited socket); returns the bound port."""
         try:
-            self._server = await asyncio.start_server(self._on_connect, host, port, reuse_address=True,
-                                                      reuse_port=reuse_port or None)
+            if sock is not None:
+                self._server = await asyncio.start_server(self._on_connect, sock=sock, backlog=BACKLOG)
+            else:
+                self._server = await asyncio.start_server(self._on_connect, host, port, reuse_address=True,
+                                                          backlog=BACKLOG)
         except OSError as exc:
             raise ListenError(f"cannot listen for FastAGI on {host}:{port}: {exc.strerror or exc}") from exc
         bound = self._server.sockets[0].getsockname()[1]

@@ -63,7 +63,7 @@ class AgiSession:
                     self._parser.feed(data)
                     self._pending.extend(self._parser.events())
         except TimeoutError:
-            raise PeerGone(f"no {waiting_for} from Asterisk within {timeout} s") from None
+            raise PeerGone(f"no {waiting_for} from Asterisk within {timeout:.3g} s") from None
         except ConnectionError as exc:
             raise PeerGone(f"connection lost waiting for {waiting_for}: {exc}") from None
         event = self._pending.pop(0)

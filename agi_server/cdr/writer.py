@@ -92,6 +92,8 @@ class CdrWriter:
         self._drain_task: asyncio.Task | None = None
         self._fsync_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        # Set by the owner when the schema is known to be there; None: don't wait.
+        self.db_ready: asyncio.Event | None = None
         self._stopping = asyncio.Event()
         self._started = False
         self._spool_failing = False
@@ -227,6 +229,9 @@ class CdrWriter:
     # -- background: drain to PostgreSQL ----------------------------------------
 
     async def _drain_loop(self) -> None:
+        if self.db_ready is not None:
+            # e.g. migrations still running at start-up: rows wait in the journal.
+            await self.db_ready.wait()
         while not self._stopping.is_set():
             try:
                 if self._backlog:

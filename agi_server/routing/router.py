@@ -105,11 +105,16 @@ class Router:
             decision = Decision(policy.UNKNOWN_CAMPAIGN, f"no campaign named {req.campaign!r}")
         else:
             previous_carrier = req.previous is not None and classify(*req.previous) == CARRIER
+            hinted = policy.dids_shown(config, campaign, req.tried_callerids)
+            if len(hinted) < len(set(req.tried_callerids)):
+                log.warning("tried_unmatched", campaign=campaign.name, uniqueid=req.uniqueid,
+                            tried=list(req.tried_callerids), matched=hinted,
+                            reason="some tried= caller IDs are not DIDs of this campaign")
             decision = policy.decide(
                 config, campaign,
                 health=self._health.for_decision(req.server) if self._health else _all_up,
                 counters=lambda pool: self.rotation.get(campaign.name, pool, self._members(config, campaign.name, pool)),
-                tried=_merge(memory.tried, policy.dids_shown(config, campaign, req.tried_callerids)),
+                tried=_merge(memory.tried, hinted),
                 destination=req.destination,
                 carrier_failed=memory.carrier_failed or previous_carrier,
             )
