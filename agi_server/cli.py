@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logs.configure(args.log_format, args.log_level)
     try:
+        _check_default_config(args)
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -108,6 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _check_default_config(args: argparse.Namespace) -> None:
+    """A missing *default* config file gets a hint, not just "No such file"."""
+    uses_file = getattr(args, "config", None) == DEFAULT_CONFIG and not getattr(args, "file", None)
+    if uses_file and getattr(args, "config_source", "file") == "file" and args.command != "trunks" \
+            and not os.path.exists(DEFAULT_CONFIG):
+        raise DidrouterError(
+            f"no config at {DEFAULT_CONFIG}: pass --config FILE or set DIDROUTER_CONFIG "
+            "(start from config/didrouter.example.yaml)")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -173,13 +184,22 @@ def cmd_trunks(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, default=str, indent=2))
         return 0
-    configured: list[str] = []
-    if os.path.exists(args.config):
-        from agi_server.config.load import load_file
-
-        configured = sorted(load_file(args.config)[0].trunks)
-    print(trunks.table(rows, configured))
+    print(trunks.table(rows, asyncio.run(_configured_trunks(args))))
     return 0
+
+
+async def _configured_trunks(args: argparse.Namespace) -> list[str]:
+    """Trunk names from the YAML --config if it exists, else from the config tables."""
+    from agi_server.config.load import load_file
+
+    if os.path.exists(args.config):
+        return sorted(load_file(args.config)[0].trunks)
+    from agi_server.config.db import load_db
+
+    try:
+        return sorted((await load_db(args.dsn))[0].trunks)
+    except DidrouterError:
+        return []   # no config in the database either: only what was recorded
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> int:
