@@ -132,3 +132,13 @@ def wait_until() -> Callable[..., Awaitable[None]]:
             await asyncio.sleep(0.01)
 
     return wait
+
+
+@pytest.fixture
+async def fake():
+    """A fake Asterisk AMI on a free port (see tests/fake_ami.py)."""
+    from tests.fake_ami import FakeAmi
+
+    server = await FakeAmi().start()
+    yield server
+    await server.close()

@@ -40,13 +40,6 @@ class Rig:
 
 
 @pytest.fixture
-async def fake():
-    server = await FakeAmi().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 async def rig(fake):
     r = Rig(fake)
     yield r

@@ -18,7 +18,6 @@ from agi_server.config.source import FileSource
 from tests import fake_ami
 from tests.agi_harness import EXAMPLE_CONFIG, FAST
 from tests.asterisk import env_block, play, with_env
-from tests.fake_ami import FakeAmi
 from tests.test_ami_watcher import FAST as FAST_AMI
 from tests.test_ami_watcher import split_at
 
@@ -33,11 +32,13 @@ async def callerid_of(port: int, i: int) -> str:
     return (await play(port, call(i))).commands[0]
 
 
-@pytest.fixture
-async def fake():
-    server = await FakeAmi().start()
-    yield server
-    await server.close()
+async def trunk_a_registration_lost(app, fake, wait_until) -> None:
+    """Replay ami-08 up to Registry Rejected; wait until trunk-a is down and recorded."""
+    down, _ = split_at(fake_ami.events("ami-08"), lambda m: m.header("Status") == "Rejected")
+    fake.registration_status = "Rejected"
+    await fake.replay(down)
+    await wait_until(lambda: app.health.current("pbx1", "trunk-a") == "down", timeout=5)
+    await wait_until(lambda: app.cdr.stats()["queued"] == 0)
 
 
 @pytest.fixture
@@ -114,11 +115,7 @@ async def test_carrier_failures_open_the_breaker_without_ami_news(app, wait_unti
 
 
 async def test_trunks_command_shows_the_latest_state_per_server_and_trunk(app, fake, clean_db, wait_until):
-    down, _ = split_at(fake_ami.events("ami-08"), lambda m: m.header("Status") == "Rejected")
-    fake.registration_status = "Rejected"
-    await fake.replay(down)
-    await wait_until(lambda: app.health.current("pbx1", "trunk-a") == "down", timeout=5)
-    await wait_until(lambda: app.cdr.stats()["queued"] == 0)
+    await trunk_a_registration_lost(app, fake, wait_until)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agi_server", "trunks", "--dsn", clean_db, "--config", str(EXAMPLE_CONFIG),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -164,6 +161,7 @@ async def test_ami_events_of_calls_didrouter_did_not_select_are_ignored(app, fak
 
 
 async def _row_when(dsn, wait_until, uniqueid, predicate):
+    """Attempt 1 of ``uniqueid`` once ``predicate(row)`` holds (bounded wait)."""
     found = {}
 
     async def check():
@@ -176,11 +174,8 @@ async def _row_when(dsn, wait_until, uniqueid, predicate):
             found["row"] = row
         return "row" in found
 
-    for _ in range(100):
-        if await check():
-            return found["row"]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"row for {uniqueid} never matched")
+    await wait_until(check)
+    return found["row"]
 
 
 async def test_campaigns_show_includes_the_recorded_trunk_health(app, fake, clean_db, wait_until):
@@ -189,11 +184,7 @@ async def test_campaigns_show_includes_the_recorded_trunk_health(app, fake, clea
 
     await truncate_config(clean_db)
     await import_config(clean_db, load_file(EXAMPLE_CONFIG)[0])
-    down, _ = split_at(fake_ami.events("ami-08"), lambda m: m.header("Status") == "Rejected")
-    fake.registration_status = "Rejected"
-    await fake.replay(down)
-    await wait_until(lambda: app.health.current("pbx1", "trunk-a") == "down", timeout=5)
-    await wait_until(lambda: app.cdr.stats()["queued"] == 0)
+    await trunk_a_registration_lost(app, fake, wait_until)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agi_server", "campaigns", "show", "spring", "--json", "--dsn", clean_db,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
