@@ -119,22 +119,46 @@ async def remove_did(dsn: str, campaign: str, number: str) -> dict[str, Any]:
     return await _edit_campaign(dsn, campaign, change)
 
 
-async def set_primary(dsn: str, campaign: str, number: str) -> dict[str, Any]:
+async def set_primary(dsn: str, campaign: str, number: str, drop_old: bool = False) -> dict[str, Any]:
     """Make a known DID the campaign's primary.
 
     If it was one of the campaign's dynamic or fallback DIDs it leaves that list. The
-    old primary leaves the campaign (it stays in ``dids``; add it back with
-    :func:`add_did` if wanted). Dynamic DIDs must be on the new primary's trunk.
+    old primary becomes the first dynamic DID when it is on the new primary's trunk;
+    on another trunk (or with ``drop_old``) it leaves the campaign (it stays in
+    ``dids``). Dynamic DIDs must be on the new primary's trunk.
+
+    Returns the edit result plus ``old_primary`` (``{"number", "role"}``, role
+    ``"dynamic"`` or None when it left; None if the primary did not change) and
+    ``message`` saying what happened to it.
     """
+    outcome: dict[str, Any] = {"old_primary": None, "message": None}
 
     def change(doc: dict[str, Any]) -> None:
         item, e164 = _campaign(doc, campaign), _number(doc, number)
         _ensure_did(doc, e164, None)
+        old = item.get("primary")
         for role in ROLES:
             item[role] = [n for n in (item.get(role) or []) if n != e164]
         item["primary"] = e164
+        if old == e164:
+            outcome["message"] = f"{e164} is already the primary of {campaign}"
+            return
+        trunks = {d.get("number"): d.get("trunk") for d in doc.get("dids") or []}
+        old_trunk, new_trunk = trunks.get(old), trunks.get(e164)
+        if drop_old:
+            why = "as asked (--drop-old)"
+        elif old_trunk != new_trunk:
+            why = f"it is on {old_trunk}, not the new primary's {new_trunk}"
+        else:
+            item["dynamic"] = [old] + [n for n in item["dynamic"] if n != old]
+            outcome["old_primary"] = {"number": old, "role": "dynamic"}
+            outcome["message"] = f"old primary {old} is now dynamic #1"
+            return
+        outcome["old_primary"] = {"number": old, "role": None}
+        outcome["message"] = f"old primary {old} left the campaign: {why}"
 
-    return await _edit_campaign(dsn, campaign, change)
+    result = await _edit_campaign(dsn, campaign, change)
+    return {**result, **outcome}
 
 
 async def set_dynamic(dsn: str, state: str, campaign: str | None = None) -> dict[str, Any]:

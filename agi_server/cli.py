@@ -217,10 +217,12 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 
 def cmd_dialplan_globals(args: argparse.Namespace) -> int:
     from agi_server.config.load import load_file
-    from agi_server.dialplan import static_globals
+    from agi_server.dialplan import static_globals, static_warnings
 
     config, _ = load_file(args.config)
     print(static_globals(config), end="")
+    for line in static_warnings(config):
+        print(f"didrouter: warning: {line}", file=sys.stderr)
     return 0
 
 

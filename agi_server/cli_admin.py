@@ -60,10 +60,14 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Handler]:
                      help="dynamic: rotated with the primary (same trunk); fallback: used while the primary's trunk is down")
     add.add_argument("--trunk", help="trunk of a DID not yet in the config")
     for action, text in (("remove-did", "take a dynamic or fallback DID out"),
-                         ("set-primary", "make a DID the primary (the old one leaves the campaign)")):
+                         ("set-primary", "make a DID the primary (the old one becomes dynamic #1 if on "
+                                         "the same trunk, else it leaves the campaign)")):
         parser = _common(actions.add_parser(action, help=text))
         parser.add_argument("name", metavar="NAME")
         parser.add_argument("number", metavar="NUMBER")
+    primary = actions.choices["set-primary"]
+    primary.add_argument("--drop-old", action="store_true",
+                         help="take the old primary out of the campaign even if it is on the same trunk")
 
     dyn = _common(commands.add_parser("dynamic", help="turn dynamic DID rotation on or off, globally or per campaign"))
     dyn.add_argument("state", choices=tuple(admin.TOGGLES), help="inherit: the campaign follows the global setting")
@@ -166,7 +170,7 @@ def cmd_remove_did(args: argparse.Namespace) -> int:
 
 
 def cmd_set_primary(args: argparse.Namespace) -> int:
-    return _edited(args, admin.set_primary(_dsn(args), args.name, args.number))
+    return _edited(args, admin.set_primary(_dsn(args), args.name, args.number, args.drop_old))
 
 
 def cmd_dynamic(args: argparse.Namespace) -> int:
@@ -185,6 +189,8 @@ def _edited(args: argparse.Namespace, edit: Any) -> int:
     if args.json:
         return _print_json(result)
     _print_warnings(result["warnings"])
+    if result.get("message"):
+        print(result["message"])
     print(format_campaign(result["campaign"]))
     return 0
 

@@ -8,6 +8,11 @@ around the number, so the shipped dialplan can still place the call correctly::
     DIDR_STATIC_CID_spring=15557654321
     DIDR_STATIC_DIAL_PRE_spring=PJSIP/
     DIDR_STATIC_DIAL_POST_spring=@trunk-a
+
+A trunk with ``admin_state: down`` never gets a static route: the first fallback DID
+on a trunk that is not down is used instead (a comment line says so), and a campaign
+with none gets only a comment (the dialplan then logs "no static values" and hangs
+up); :func:`static_warnings` lists those campaigns for the CLI to print.
 """
 
 from __future__ import annotations
@@ -28,8 +33,17 @@ def static_globals(config: Config) -> str:
     ]
     for name in sorted(config.campaigns):
         campaign = config.campaigns[name]
-        trunk = config.trunk_of(campaign.primary)
-        cid = format_callerid(campaign.primary, trunk.callerid_format, config.settings.default_country, trunk.national_prefix)
+        number = static_did(config, name)
+        if number is None:
+            lines.append(f"; campaign {name}: no static route: the primary's trunk "
+                         f"{config.trunk_of(campaign.primary).name} is admin_state down and no fallback DID "
+                         "is on a trunk that is up; the dialplan hangs up (nostatic) if didrouter is unreachable")
+            continue
+        trunk = config.trunk_of(number)
+        if number != campaign.primary:
+            lines.append(f"; campaign {name}: primary's trunk {config.trunk_of(campaign.primary).name} "
+                         f"is admin_state down: static route on fallback DID {number} ({trunk.name})")
+        cid = format_callerid(number, trunk.callerid_format, config.settings.default_country, trunk.national_prefix)
         pre, _, post = trunk.dial.partition("{number}")
         lines += [
             f"DIDR_STATIC_CID_{name}={cid}",
@@ -37,3 +51,23 @@ def static_globals(config: Config) -> str:
             f"DIDR_STATIC_DIAL_POST_{name}={post}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def static_did(config: Config, name: str) -> str | None:
+    """The DID a campaign's static route uses: its primary, or (when the primary's
+    trunk is admin_state down) the first fallback DID whose trunk is not; None if none."""
+    campaign = config.campaigns[name]
+    for number in (campaign.primary, *campaign.fallback):
+        if config.trunk_of(number).admin_state != "down":
+            return number
+    return None
+
+
+def static_warnings(config: Config) -> list[str]:
+    """One line per campaign :func:`static_globals` gives no static route (for stderr)."""
+    return [
+        f"warning: campaign {name}: no static route in the dialplan globals: its primary's trunk "
+        f"{config.trunk_of(config.campaigns[name].primary).name} is admin_state down and no fallback DID "
+        "is on a trunk that is up; while didrouter is unreachable its calls are hung up"
+        for name in sorted(config.campaigns) if static_did(config, name) is None
+    ]

@@ -111,9 +111,49 @@ def test_edits_change_the_database(admin_cli):
     config = loaded(admin_cli.dsn)
     assert config.campaigns["summer"].fallback == ("+15558880003", "+15558880009")
     assert config.campaigns["spring"].primary == "+15557654323"
-    assert config.campaigns["spring"].dynamic == ()
+    assert config.campaigns["spring"].dynamic == ("+15557654321",)   # the old primary, same trunk
     assert config.campaigns["autumn"].dynamic_did_enabled is False
     assert config.settings.dynamic_did_enabled is False
+
+
+def test_set_primary_says_what_happened_to_the_old_primary(admin_cli):
+    code, out, _ = admin_cli.run("campaigns", "set-primary", "spring", "+15557654322")
+    assert code == 0
+    assert out.splitlines()[:2] == ["old primary +15557654321 is now dynamic #1",
+                                    "campaign spring: dynamic DIDs on (inherit)"]
+    admin_cli.run("campaigns", "remove-did", "summer", "+15558880003")
+    result = admin_cli.json("campaigns", "set-primary", "summer", "+15558880003")
+    assert result["message"] == ("old primary +15557654324 left the campaign: "
+                                 "it is on trunk-a, not the new primary's trunk-b")
+    code, out, _ = admin_cli.run("campaigns", "set-primary", "winter", "+15557654323", "--drop-old")
+    assert out.splitlines()[0] == "old primary +15557654322 left the campaign: as asked (--drop-old)"
+    assert loaded(admin_cli.dsn).campaigns["winter"].dynamic == ()
+
+
+def test_dynamic_on_for_a_campaign_while_global_is_off_warns(admin_cli):
+    admin_cli.run("dynamic", "off")
+    code, out, err = admin_cli.run("dynamic", "on", "--campaign", "spring")
+    assert code == 0
+    assert err.splitlines() == [
+        "database: warning: campaigns.spring.dynamic_did_enabled: true has no effect while the admin toggle "
+        "settings.dynamic_did_enabled is off: the campaign stays off until the global toggle is on"]
+    assert out.splitlines()[:2] == ["dynamic DIDs globally: off", "campaign spring: dynamic DIDs off (campaign: on)"]
+    code, _, err = admin_cli.run("dynamic", "on")
+    assert code == 0 and err == ""
+    assert loaded(admin_cli.dsn).dynamic_enabled(loaded(admin_cli.dsn).campaigns["spring"]) is True
+
+
+def test_import_of_a_dsn_warns_and_export_leaves_it_out(admin_cli, tmp_path):
+    with_dsn = tmp_path / "with_dsn.yaml"
+    with_dsn.write_text(EXAMPLE.read_text().replace("  # dsn: postgresql://didrouter@127.0.0.1:5432/didrouter",
+                                                    "  dsn: postgresql://didrouter:s3cret@127.0.0.1:5432/didrouter"))
+    code, _, err = admin_cli.run("config", "import", str(with_dsn))
+    assert code == 0
+    assert err.splitlines() == [f"{with_dsn}: warning: settings.dsn: not stored in the database (it may hold a "
+                                "password): give servers the DSN with --dsn or DIDROUTER_DSN"]
+    code, out, _ = admin_cli.run("config", "export")
+    assert "s3cret" not in out and "dsn" not in yaml.safe_load(out)["settings"]
+    assert same(load_mapping(yaml.safe_load(out), "export.yaml")[0], load_file(EXAMPLE)[0])
 
 
 def test_refused_edit_raises_with_problems(admin_cli):

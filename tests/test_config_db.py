@@ -145,15 +145,43 @@ async def test_yaml_db_yaml_round_trip(example_db):
     assert same(again, expected)
 
 
+def same_but_dsn(a, b) -> bool:
+    """Configs equal apart from where they came from and ``settings.dsn`` (never stored)."""
+    return same(dataclasses.replace(a, settings=dataclasses.replace(a.settings, dsn=None)),
+                dataclasses.replace(b, settings=dataclasses.replace(b.settings, dsn=None)))
+
+
 async def test_round_trip_keeps_optional_fields(db):
     base, _ = load_file(EXAMPLE)
     trunk = dataclasses.replace(base.trunks["trunk-b"], registration="reg-b", endpoint="ep-b",
                                 callerid_format="national", national_prefix="0")
-    settings = dataclasses.replace(base.settings, dsn="postgresql://x@h/db", unknown_health="down")
+    settings = dataclasses.replace(base.settings, dsn="postgresql://x:secret@h/db", unknown_health="down")
     config = dataclasses.replace(base, settings=settings, trunks={**base.trunks, "trunk-b": trunk})
     await import_config(db, config)
     loaded, _ = await load_db(db)
-    assert same(loaded, config)
+    assert same_but_dsn(loaded, config)
+    assert loaded.settings.unknown_health == "down" and loaded.trunks["trunk-b"].endpoint == "ep-b"
+    again, _ = load_mapping(yaml.safe_load(dump_yaml(to_document(loaded))), "export.yaml")
+    assert same_but_dsn(again, config)
+
+
+async def test_the_dsn_is_not_stored_and_import_says_so(db, conn):
+    base, _ = load_file(EXAMPLE)
+    config = dataclasses.replace(base, settings=dataclasses.replace(base.settings, dsn="postgresql://u:secret@h/db"))
+    warnings = await import_config(db, config)
+    assert [(w.field, w.message) for w in warnings] == [(
+        "settings.dsn", "not stored in the database (it may hold a password): "
+        "give servers the DSN with --dsn or DIDROUTER_DSN")]
+    assert await conn.fetchval("SELECT dsn FROM config_settings") is None
+    loaded, _ = await load_db(db)
+    assert loaded.settings.dsn is None
+    assert "secret" not in dump_yaml(to_document(loaded))
+    # a DSN written by an older version is neither loaded nor exported, and an edit clears it
+    await conn.execute("UPDATE config_settings SET dsn = 'postgresql://u:secret@h/db'")
+    assert (await load_db(db))[0].settings.dsn is None
+    await admin.set_dynamic(db, "on")
+    assert await conn.fetchval("SELECT dsn FROM config_settings") is None
+    assert await import_config(db, base) == []
 
 
 async def test_import_warns_that_ami_servers_stay_in_yaml(db):
@@ -233,12 +261,36 @@ async def test_remove_did(example_db):
     assert (spring.dynamic, spring.fallback) == (("+15557654323",), ("+15558880001",))
 
 
-async def test_set_primary(example_db):
+async def test_set_primary_keeps_the_old_primary_as_dynamic_1_on_the_same_trunk(example_db):
     result = await admin.set_primary(example_db, "spring", "+15557654323")
     assert result["campaign"]["primary"] == "+15557654323"
+    assert result["old_primary"] == {"number": "+15557654321", "role": "dynamic"}
+    assert result["message"] == "old primary +15557654321 is now dynamic #1"
     spring = (await load_db(example_db))[0].campaigns["spring"]
     assert spring.primary == "+15557654323"
-    assert spring.dynamic == ("+15557654322",)   # it left the dynamic list; the old primary left
+    assert spring.dynamic == ("+15557654321", "+15557654322")   # the new primary left the dynamic list
+    assert spring.fallback == ("+15558880001", "+15558880002")
+
+
+async def test_set_primary_on_another_trunk_drops_the_old_primary_and_says_why(example_db):
+    await admin.remove_did(example_db, "summer", "+15558880003")
+    result = await admin.set_primary(example_db, "summer", "+15558880003")
+    assert result["old_primary"] == {"number": "+15557654324", "role": None}
+    assert result["message"] == ("old primary +15557654324 left the campaign: "
+                                 "it is on trunk-a, not the new primary's trunk-b")
+    config, _ = await load_db(example_db)
+    summer = config.campaigns["summer"]
+    assert (summer.primary, summer.dynamic, summer.fallback) == ("+15558880003", (), ())
+    assert config.dids["+15557654324"].trunk == "trunk-a"      # still a DID, just not in the campaign
+
+
+async def test_set_primary_drop_old_and_unchanged(example_db):
+    result = await admin.set_primary(example_db, "spring", "+15557654322", drop_old=True)
+    assert result["message"] == "old primary +15557654321 left the campaign: as asked (--drop-old)"
+    assert (await load_db(example_db))[0].campaigns["spring"].dynamic == ("+15557654323",)
+    result = await admin.set_primary(example_db, "spring", "+15557654322")
+    assert (result["old_primary"], result["message"]) == (None, "+15557654322 is already the primary of spring")
+    assert (await load_db(example_db))[0].campaigns["spring"].dynamic == ("+15557654323",)
 
 
 async def test_set_primary_on_another_trunk_is_refused_while_dynamics_disagree(example_db):
@@ -262,6 +314,18 @@ async def test_dynamic_toggle_global_and_per_campaign(example_db):
     assert config.campaigns["winter"].dynamic_did_enabled is None
     result = await admin.set_dynamic(example_db, "on", campaign="spring")
     assert result["campaign"]["dynamic_did_enabled"] == "on"
+    assert result["warnings"] == []
+
+
+async def test_campaign_on_while_the_global_toggle_is_off_succeeds_with_a_warning(example_db):
+    await admin.set_dynamic(example_db, "off")
+    result = await admin.set_dynamic(example_db, "on", campaign="spring")
+    assert (result["global"], result["campaign"]["dynamic_did_enabled"], result["campaign"]["dynamic_effective"]) \
+        == (False, "on", False)
+    assert result["warnings"] == [
+        "database: warning: campaigns.spring.dynamic_did_enabled: true has no effect while the admin toggle "
+        "settings.dynamic_did_enabled is off: the campaign stays off until the global toggle is on"]
+    assert (await load_db(example_db))[0].campaigns["spring"].dynamic_did_enabled is True
 
 
 async def test_list_and_show(example_db):

@@ -45,7 +45,8 @@ async def test_cli_edit_changes_the_next_select_within_a_second(pg_dsn, tmp_path
     finally:
         await app.stop()
     assert before.commands[0] == 'SET VARIABLE CALLERID(num) "15557654321"'
-    # new pool [+15557654324, dyn 322, dyn 323] starts afresh: its first slot is the new primary
+    # new pool [+15557654324, old primary +15557654321 as dynamic #1, 322, 323] starts
+    # afresh: its first slot is the new primary, the next the old primary
     assert after.commands[0] == 'SET VARIABLE CALLERID(num) "15557654324"'
     assert code == 2 and "primary's trunk" in out                      # refused before writing
-    assert still.commands[0] == 'SET VARIABLE CALLERID(num) "15557654322"'
+    assert still.commands[0] == 'SET VARIABLE CALLERID(num) "15557654321"'

@@ -6,10 +6,11 @@ import socket
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from agi_server.config.load import load_file
-from agi_server.dialplan import static_globals
+from agi_server.dialplan import static_globals, static_warnings
 from tests.agi_harness import EXAMPLE_CONFIG, running_server
 
 ROOT = Path(__file__).parent.parent
@@ -38,6 +39,35 @@ def test_static_globals_define_what_the_dialplan_reads():
             assert re.search(rf"^{prefix}{campaign}=\S", generated, re.M), (prefix, campaign)
     assert "DIDR_STATIC_CID_spring=15557654321" in generated
     assert "DIDR_STATIC_DIAL_PRE_spring=PJSIP/\nDIDR_STATIC_DIAL_POST_spring=@trunk-a" in generated
+
+
+def test_static_globals_never_route_on_an_admin_down_trunk():
+    config, _ = load_file(EXAMPLE_CONFIG)
+    assert static_warnings(config) == []
+    down = replace(config, trunks={**config.trunks, "trunk-a": replace(config.trunks["trunk-a"], admin_state="down")})
+    generated = static_globals(down)
+    # spring: primary on trunk-a (down) -> its first fallback DID, on trunk-b
+    assert ("; campaign spring: primary's trunk trunk-a is admin_state down: static route on fallback DID "
+            "+15558880001 (trunk-b)\n"
+            "DIDR_STATIC_CID_spring=15558880001\n"
+            "DIDR_STATIC_DIAL_PRE_spring=PJSIP/\n"
+            "DIDR_STATIC_DIAL_POST_spring=@trunk-b\n") in generated
+    assert "DIDR_STATIC_CID_summer=15558880003" in generated
+    assert "@trunk-a" not in generated
+    assert static_warnings(down) == []
+    # and when the fallback trunk is down too, no static route at all
+    both = replace(down, trunks={**down.trunks, "trunk-b": replace(down.trunks["trunk-b"], admin_state="down")})
+    generated = static_globals(both)
+    assert not re.search(r"^DIDR_STATIC_", generated, re.M)
+    assert ("; campaign spring: no static route: the primary's trunk trunk-a is admin_state down and no "
+            "fallback DID is on a trunk that is up; the dialplan hangs up (nostatic) if didrouter is unreachable"
+            ) in generated.splitlines()
+    assert static_warnings(both) == [
+        f"warning: campaign {name}: no static route in the dialplan globals: its primary's trunk trunk-a is "
+        "admin_state down and no fallback DID is on a trunk that is up; while didrouter is unreachable its calls "
+        "are hung up" for name in ("autumn", "spring", "summer", "winter")]
+    # the dialplan's nostatic branch is what an empty DIDR_STATIC_CID_<campaign> leads to
+    assert '"${DIDR_STATIC_CID_${CAMPAIGN}}" = ""]?nostatic' in DIALPLAN
 
 
 def test_compose_config_validates_and_its_globals_file_is_current():

@@ -54,16 +54,22 @@ async def load_db(dsn: str) -> tuple[Config, list[Problem]]:
 async def import_config(dsn: str, config: Config) -> list[Problem]:
     """Replace the whole database config with ``config`` in one transaction.
 
-    Returns warnings about what the database does not store (``asterisk_servers``).
+    Returns warnings about what the database does not store (``asterisk_servers``,
+    ``settings.dsn``).
     """
     async with connect(dsn) as conn:
         async with conn.transaction():
             await lock(conn)
             await write_config(conn, config)
+    warnings = []
     if config.ami_servers:
-        return [warning(config.source, "asterisk_servers",
-                        "not stored in the database (per deployment; keep them in YAML)")]
-    return []
+        warnings.append(warning(config.source, "asterisk_servers",
+                                "not stored in the database (per deployment; keep them in YAML)"))
+    if config.settings.dsn:
+        warnings.append(warning(config.source, "settings.dsn",
+                                "not stored in the database (it may hold a password): "
+                                "give servers the DSN with --dsn or DIDROUTER_DSN"))
+    return warnings
 
 
 @asynccontextmanager
@@ -74,7 +80,7 @@ async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
             yield conn
         except asyncpg.IntegrityConstraintViolationError as exc:
             problem = Problem("error", SOURCE, getattr(exc, "table_name", None) or "-", str(exc))
-            raise ConfigError(f"{SOURCE}: refused by a constraint: {exc}", (problem,)) from exc
+            raise ConfigError(f"{SOURCE}: 1 error(s)", (problem,)) from exc
 
 
 async def lock(conn: asyncpg.Connection) -> None:
@@ -100,7 +106,8 @@ async def read_document(conn: asyncpg.Connection) -> dict[str, Any]:
 def _settings_doc(row: asyncpg.Record | None) -> dict[str, Any]:
     if row is None:
         return {}
-    values = {k: v for k, v in dict(row).items() if v is not None}
+    # The DSN is never stored (see write_config); one written by an older version is ignored.
+    values = {k: v for k, v in dict(row).items() if v is not None and k != "dsn"}
     doc: dict[str, Any] = {}
     listen = {k: values.pop(f"listen_{k}") for k in ("host", "port") if f"listen_{k}" in values}
     if listen:
@@ -125,12 +132,16 @@ def _campaigns_doc(campaigns: list[asyncpg.Record], members: list[asyncpg.Record
 
 
 async def write_config(conn: asyncpg.Connection, config: Config) -> None:
-    """Replace every config row with ``config`` (call inside a transaction, locked)."""
+    """Replace every config row with ``config`` (call inside a transaction, locked).
+
+    ``settings.dsn`` is not written (NULL): it may hold a password, and every reader of
+    the config database already has a DSN of its own.
+    """
     s = config.settings
     await conn.execute(sqlfiles.query("config_clear"))
     await conn.execute(
         sqlfiles.query("config_insert_settings"), s.dynamic_did_enabled, s.default_country,
-        s.unknown_health, s.host, s.port, s.dsn, s.spool, s.spool_fsync_interval,
+        s.unknown_health, s.host, s.port, None, s.spool, s.spool_fsync_interval,
         s.timeouts.env_read, s.timeouts.reply, s.timeouts.session,
     )
     await _insert_many(conn, "config_insert_trunk", [

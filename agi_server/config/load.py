@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -24,6 +24,16 @@ TRUNK_STATES = ("up", "down")
 HEALTH_SOURCES = ("auto", "registration", "qualify", "both", "none")
 UNKNOWN_HEALTH_POLICIES = ("up", "down")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DIGITS = re.compile(r"[0-9]+")          # ASCII only: str.isdigit() also takes "²" or "١"
+# Characters a trunk's dial template must not hold, and why.
+_DIAL_FORBIDDEN = (
+    (",", "Dial() timeout and options belong in the dialplan (DIDR_DIAL_OPTIONS); "
+          "the shipped dialplan appends ',timeout,options' itself"),
+    ("&", "'&' would make Dial() ring a second channel at the same time"),
+    ('"', "a double quote breaks the dialplan's quoting of DIDR_DIAL"),
+    ("\r", "a line break (CR) would cut the AGI SET VARIABLE command and the dialplan globals line"),
+    ("\n", "a line break (LF) would cut the AGI SET VARIABLE command and the dialplan globals line"),
+)
 SECTIONS = ("settings", "trunks", "dids", "campaigns", "asterisk_servers")
 
 
@@ -31,15 +41,53 @@ def load_file(path: str | os.PathLike) -> tuple[Config, list[Problem]]:
     """Read and validate a YAML config. Returns (config, warnings) or raises ConfigError."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror}", (error(source, "-", f"cannot read: {exc.strerror}"),)) from exc
+        text = _read(Path(path))
+    except _Unreadable as exc:
+        _refuse(source, [error(source, "-", str(exc))])
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        problem = error(source, "-", f"not valid YAML: {exc}".replace("\n", " "))
-        raise ConfigError(str(problem), (problem,)) from exc
+        _refuse(source, [_yaml_problem(source, exc)])
     return load_mapping(document, source)
+
+
+class _Unreadable(Exception):
+    """The config path is not a readable UTF-8 file (message says why)."""
+
+
+def _read(path: Path) -> str:
+    if path.is_dir():
+        raise _Unreadable("is a directory, not a config file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except NotADirectoryError:
+        parent = next((p for p in path.parents if p.is_file()), path.parent)
+        raise _Unreadable(f"cannot read: {parent} is a file, not a directory") from None
+    except FileNotFoundError:
+        raise _Unreadable("cannot read: no such file") from None
+    except OSError as exc:
+        raise _Unreadable(f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _Unreadable(f"cannot read: not UTF-8 text (byte {exc.start})") from None
+
+
+def _yaml_problem(source: str, exc: yaml.YAMLError) -> Problem:
+    """One line: the position as the field, PyYAML's problem (and context) as the message."""
+    mark = getattr(exc, "problem_mark", None)
+    field = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "-"
+    message = getattr(exc, "problem", None) or str(exc)
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        where = f" that starts at line {context_mark.line + 1}, column {context_mark.column + 1}" if context_mark else ""
+        message = f"{message} ({context}{where})"
+    return error(source, field, " ".join(f"not valid YAML: {message}".split()))
+
+
+def _refuse(source: str, problems: list[Problem]) -> NoReturn:
+    """Raise ConfigError with every problem; its message is only a summary (the problems
+    are printed one by one before it)."""
+    count = sum(p.severity == "error" for p in problems)
+    raise ConfigError(f"{source}: {count} error(s)", tuple(problems))
 
 
 def load_mapping(document: Any, source: str) -> tuple[Config, list[Problem]]:
@@ -49,8 +97,7 @@ def load_mapping(document: Any, source: str) -> tuple[Config, list[Problem]]:
     problems = builder.problems + (check_config(config) if config else [])
     errors = [p for p in problems if p.severity == "error"]
     if errors or config is None:
-        summary = f"{source}: {len(errors)} error(s) in config"
-        raise ConfigError(summary, tuple(problems))
+        _refuse(source, problems)
     return config, [p for p in problems if p.severity == "warning"]
 
 
@@ -88,19 +135,27 @@ class _Builder:
         self.unknown_keys("settings", raw, known)
         values = {k: raw[k] for k in raw if k in known and k not in ("timeouts", "listen")}
         listen = raw.get("listen") or {}
+        written = {"host": "settings.host", "port": "settings.port"}   # field names as written
         if isinstance(listen, dict):
             values.update({k: listen[k] for k in ("host", "port") if k in listen})
+            written.update({k: f"settings.listen.{k}" for k in ("host", "port") if k in listen})
+        else:
+            self.fail("settings.listen", "must be a mapping with host and port")
         values["timeouts"] = self.timeouts(raw.get("timeouts") or {})
-        settings = self.typed(Settings, "settings", values)
+        settings = self.typed(Settings, "settings", values, written)
         if settings.unknown_health not in UNKNOWN_HEALTH_POLICIES:
             self.fail("settings.unknown_health", f"must be one of {UNKNOWN_HEALTH_POLICIES}")
         for name in ("trunk_fail_after", "trunk_recover_after", "breaker_cool_off"):
             if getattr(settings, name) < 0:
                 self.fail(f"settings.{name}", "must be zero or more seconds")
+        if not settings.spool_fsync_interval > 0:   # also refuses NaN
+            self.fail("settings.spool_fsync_interval", "must be a positive number of seconds")
+        if not 0 <= settings.port <= 65535:
+            self.fail(written["port"], f"{settings.port} is not a TCP port: use 0..65535 (0 = any free port)")
         if settings.breaker_failures < 1:
             self.fail("settings.breaker_failures", "must be 1 or more")
-        if not str(settings.default_country).isdigit():
-            self.fail("settings.default_country", "must be a country calling code, digits only (1, 44, 91)")
+        if not _DIGITS.fullmatch(str(settings.default_country)):
+            self.fail("settings.default_country", "must be a country calling code, digits 0-9 only (1, 44, 91)")
         return settings
 
     def timeouts(self, raw: Any) -> Timeouts:
@@ -109,9 +164,15 @@ class _Builder:
             return Timeouts()
         self.unknown_keys("settings.timeouts", raw, {f.name for f in fields(Timeouts)})
         timeouts = self.typed(Timeouts, "settings.timeouts", raw)
+        positive = True
         for f in fields(Timeouts):
-            if getattr(timeouts, f.name) <= 0:
+            if not getattr(timeouts, f.name) > 0:   # also refuses NaN
                 self.fail(f"settings.timeouts.{f.name}", "must be a positive number of seconds")
+                positive = False
+        if positive and timeouts.session < timeouts.env_read + timeouts.reply:
+            self.fail("settings.timeouts.session",
+                      f"{timeouts.session:g} s is shorter than env_read + reply "
+                      f"({timeouts.env_read:g} + {timeouts.reply:g} s): a session could not even read one reply")
         return timeouts
 
     def trunks(self, raw: Any) -> dict[str, Trunk]:
@@ -124,8 +185,14 @@ class _Builder:
                 self.fail(f"{where}.name", f"{trunk.name!r}: use letters, digits, _ and -")
             if trunk.name in trunks:
                 self.fail(f"{where}.name", f"duplicate trunk name {trunk.name!r}")
+            if not isinstance(trunk.dial, str):
+                self.fail(f"{where}.dial", "a Dial() string is required, e.g. PJSIP/{number}@trunk-a")
+                continue
             if trunk.dial.count("{number}") != 1:
                 self.fail(f"{where}.dial", "must contain {number} exactly once, e.g. PJSIP/{number}@trunk-a")
+            for char, why in _DIAL_FORBIDDEN:
+                if char in trunk.dial:
+                    self.fail(f"{where}.dial", f"must not contain {char!r}: {why}")
             self.choice(f"{where}.callerid_format", trunk.callerid_format, CALLERID_FORMATS)
             self.choice(f"{where}.admin_state", trunk.admin_state, TRUNK_STATES)
             self.choice(f"{where}.health", trunk.health, HEALTH_SOURCES)
@@ -217,8 +284,12 @@ class _Builder:
             else:
                 self.fail(where, "must be a mapping")
 
-    def typed(self, cls, where: str, values: dict):
-        """Build ``cls(**values)`` coercing scalars to the field types; note bad ones."""
+    def typed(self, cls, where: str, values: dict, written: dict[str, str] | None = None):
+        """Build ``cls(**values)`` coercing scalars to the field types; note bad ones.
+
+        ``written`` maps a field name to its path as written in the document (default
+        ``where.name``), for fields read from elsewhere (``settings.listen.port``).
+        """
         clean = {}
         for f in fields(cls):
             if f.name not in values:
@@ -228,7 +299,7 @@ class _Builder:
             try:
                 clean[f.name] = _coerce(value, kind)
             except (TypeError, ValueError):
-                self.fail(f"{where}.{f.name}", f"expected {kind}, got {value!r}")
+                self.fail((written or {}).get(f.name, f"{where}.{f.name}"), f"expected {kind}, got {value!r}")
         try:
             return cls(**clean)
         except TypeError as exc:
@@ -293,13 +364,11 @@ def parse_ami_url(url: str) -> AmiServer:
 
     parts = urlsplit(url)
     if parts.scheme != "ami" or not parts.hostname or not parts.username:
-        problem = error("--ami", url.split("@")[-1], "want ami://user:secret@host:port/name")
-        raise ConfigError(str(problem), (problem,))
+        _refuse("--ami", [error("--ami", url.split("@")[-1], "want ami://user:secret@host:port/name")])
     try:
         port = parts.port or 5038
     except ValueError:
-        problem = error("--ami", url.split("@")[-1], "the port must be a number")
-        raise ConfigError(str(problem), (problem,)) from None
+        _refuse("--ami", [error("--ami", url.split("@")[-1], "the port must be a number")])
     name = parts.path.strip("/") or parts.hostname
     return AmiServer(name=name, host=parts.hostname, port=port, username=unquote(parts.username),
                      secret=unquote(parts.password or ""))

@@ -71,4 +71,17 @@ def _check_campaign(config: Config, campaign: Campaign) -> list[Problem]:
             ))
     if not campaign.fallback:
         problems.append(warning(src, f"{base}.fallback", "no fallback DIDs: calls fail with NO_TRUNK while the primary trunk is down"))
+    if campaign.dynamic_did_enabled and not config.settings.dynamic_did_enabled:
+        problems.append(warning(
+            src, f"{base}.dynamic_did_enabled",
+            "true has no effect while the admin toggle settings.dynamic_did_enabled is off: "
+            "the campaign stays off until the global toggle is on",
+        ))
+    trunk = config.trunks.get(primary_trunk)
+    if trunk is not None and trunk.admin_state == "down":
+        fate = "calls use its fallback DIDs" if campaign.fallback else "calls fail with NO_TRUNK (no fallback DIDs)"
+        problems.append(warning(
+            src, f"{base}.primary",
+            f"the primary's trunk {primary_trunk} has admin_state down: {fate} until it is up",
+        ))
     return problems
