@@ -246,8 +246,9 @@ class HealthBoard:
         if new == old:
             return
         entry.state = new
-        log.info("trunk_health_changed", server=server, trunk=trunk, old=old, new=new,
-                 cause=cause, at=at)
+        # The owner's on_change logs it with wall-clock time (app: trunk_state_changed).
+        log.debug("trunk_health_changed", server=server, trunk=trunk, old=old, new=new,
+                  cause=cause, at_monotonic=round(at, 3))
         for callback in list(self.on_change):
             try:
                 callback(server, trunk, old, new, cause, at)
