@@ -73,7 +73,7 @@ def apply_overrides(config: Config, overrides: Overrides) -> Config:
     return config
 
 
-RESTART_SETTINGS = ("host", "port", "dsn", "spool", "spool_fsync_interval")
+RESTART_SETTINGS = ("host", "port", "dsn", "spool", "spool_fsync_interval", "breaker_failures", "breaker_cool_off")
 
 
 class App:
@@ -171,6 +171,8 @@ class App:
         config = self._keep_restart_settings(config)
         self.config = config
         self.board.set_modes(_health_modes(config))
+        self.board.fail_after = config.settings.trunk_fail_after
+        self.board.recover_after = config.settings.trunk_recover_after
         for watcher in self.watchers:
             watcher.set_trunks(config.trunks)
         self.router.swap_config(config)
