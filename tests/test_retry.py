@@ -130,3 +130,15 @@ async def test_select_parses_tried_and_previous_outcome_from_the_query():
     assert result.commands[0] == 'SET VARIABLE CALLERID(num) "15558880001"'
     assert result.commands[4] == 'SET VARIABLE DIDR_ROLE "fallback"'
     assert refused.commands == ['SET VARIABLE DIDR_STATUS "BAD_REQUEST"']
+
+
+def test_a_repeated_select_for_the_same_attempt_gets_the_same_decision_and_no_second_row():
+    sink = ListSink()
+    router = Router(example_config(), sink)
+    first, _ = router.select(request("r1", attempt=1))
+    again, attempt = router.select(request("r1", attempt=1))
+    other, _ = router.select(request("r2"))
+    assert (again.did, again.trunk, again.role, again.dial, attempt) == (first.did, first.trunk, first.role, first.dial, 1)
+    assert "repeat of attempt 1" in again.reason
+    assert other.did == SPRING_MAIN[1]            # the repeat used no rotation slot
+    assert [r.uniqueid for r in sink.records] == ["r1", "r2"]

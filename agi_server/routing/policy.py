@@ -134,17 +134,19 @@ def _from_pool(
     if index is None:
         return Decision(NO_DID, f"{context}; all {len(pool)} DID(s) of the {pool_name} pool were tried on this call")
     number, role = pool[index]
-    trunk = config.trunk_of(number)
     how = f"round-robin slot {index + 1}/{len(pool)}" if advance else f"retry: next untried DID, slot {index + 1}/{len(pool)}"
+    return decision_for(config, number, role, destination, f"{context}; {pool_name} pool, {how}",
+                        advance=(pool_name, counter + 1) if advance else None)
+
+
+def decision_for(config: Config, number: str, role: str, destination: str, reason: str,
+                 advance: tuple[str, int] | None = None) -> Decision:
+    """An OK decision for DID ``number``: caller ID as its trunk sends it, the dial string."""
+    trunk = config.trunk_of(number)
     return Decision(
-        OK,
-        f"{context}; {pool_name} pool, {how}",
-        did=number,
+        OK, reason, did=number,
         callerid=format_callerid(number, trunk.callerid_format, config.settings.default_country, trunk.national_prefix),
-        trunk=trunk.name,
-        dial=trunk.dial_string(destination),
-        role=role,
-        advance=(pool_name, counter + 1) if advance else None,
+        trunk=trunk.name, dial=trunk.dial_string(destination), role=role, advance=advance,
     )
 
 

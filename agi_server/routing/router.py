@@ -100,6 +100,13 @@ class Router:
         memory = self.calls.get(req.server, req.uniqueid)
         attempt = req.attempt or memory.selects + 1
         memory.selects = max(memory.selects, attempt)
+        repeat = self._repeat(config, req, memory.chosen(attempt))
+        if repeat is not None:
+            # Asterisk ran the same attempt's select again: same answer, the row exists.
+            log.info("select", status=repeat.status, campaign=req.campaign, did=repeat.did, trunk=repeat.trunk,
+                     role=repeat.role, attempt=attempt, uniqueid=req.uniqueid, server=req.server,
+                     reason=repeat.reason)
+            return repeat, attempt
         campaign = config.campaigns.get(req.campaign)
         if campaign is None:
             decision = Decision(policy.UNKNOWN_CAMPAIGN, f"no campaign named {req.campaign!r}")
@@ -121,8 +128,8 @@ class Router:
             if decision.advance:
                 pool, value = decision.advance
                 self.rotation.set(campaign.name, pool, self._members(config, campaign.name, pool), value)
-        if decision.did and decision.trunk:
-            memory.attempts.append((attempt, decision.did, decision.trunk))
+        if decision.did and decision.trunk and decision.role:
+            memory.attempts.append((attempt, decision.did, decision.trunk, decision.role))
         self._record(req, attempt, decision)
         return decision, attempt
 
@@ -156,6 +163,17 @@ class Router:
                  reason="orphan: no select on record for this call" if attempt is None else f"{fault} outcome")
         self._sink.record(outcome)
         return outcome
+
+    @staticmethod
+    def _repeat(config: Config, req: SelectRequest, chosen: tuple[str, str, str] | None) -> Decision | None:
+        """The earlier decision for this very attempt, if its DID and trunk still exist."""
+        if chosen is None:
+            return None
+        did, trunk, role = chosen
+        if did not in config.dids or trunk not in config.trunks:
+            return None
+        return policy.decision_for(config, did, role, req.destination,
+                                   f"repeat of attempt {req.attempt}: the DID already chosen for it")
 
     def _members(self, config: Config, campaign: str, pool: str) -> tuple[str, ...]:
         c = config.campaigns[campaign]

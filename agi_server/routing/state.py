@@ -35,17 +35,21 @@ class CallMemory:
     """What one call (Asterisk server + uniqueid) has been through so far."""
 
     selects: int = 0
-    # (attempt, DID, trunk) of each attempt that got a DID, in order. A list of
-    # tuples rather than a dict: ~300 bytes less per remembered call.
-    attempts: list[tuple[int, str, str]] = field(default_factory=list)
+    # (attempt, DID, trunk, role) of each attempt that got a DID, in order. A list
+    # of tuples rather than a dict: ~300 bytes less per remembered call.
+    attempts: list[tuple[int, str, str, str]] = field(default_factory=list)
     carrier_failed: bool = False                             # last outcome's fault
 
     @property
     def tried(self) -> list[str]:
-        return [did for _, did, _ in self.attempts]
+        return [did for _, did, _, _ in self.attempts]
 
     def trunk_of(self, attempt: int) -> str | None:
-        return next((trunk for n, _, trunk in self.attempts if n == attempt), None)
+        return next((trunk for n, _, trunk, _ in self.attempts if n == attempt), None)
+
+    def chosen(self, attempt: int) -> tuple[str, str, str] | None:
+        """(DID, trunk, role) already chosen for ``attempt`` of this call, if any."""
+        return next(((did, trunk, role) for n, did, trunk, role in self.attempts if n == attempt), None)
 
 
 class CallBook:
