@@ -152,7 +152,7 @@ async def set_primary(dsn: str, campaign: str, number: str, drop_old: bool = Fal
         else:
             item["dynamic"] = [old] + [n for n in item["dynamic"] if n != old]
             outcome["old_primary"] = {"number": old, "role": "dynamic"}
-            outcome["message"] = f"old primary {old} is now dynamic #1"
+            outcome["message"] = f"old primary {old} is now the first dynamic DID"
             return
         outcome["old_primary"] = {"number": old, "role": None}
         outcome["message"] = f"old primary {old} left the campaign: {why}"

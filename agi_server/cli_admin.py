@@ -60,7 +60,7 @@ def register(commands: argparse._SubParsersAction) -> dict[str, Handler]:
                      help="dynamic: rotated with the primary (same trunk); fallback: used while the primary's trunk is down")
     add.add_argument("--trunk", help="trunk of a DID not yet in the config")
     for action, text in (("remove-did", "take a dynamic or fallback DID out"),
-                         ("set-primary", "make a DID the primary (the old one becomes dynamic #1 if on "
+                         ("set-primary", "make a DID the primary (the old one becomes the first dynamic DID if on "
                                          "the same trunk, else it leaves the campaign)")):
         parser = _common(actions.add_parser(action, help=text))
         parser.add_argument("name", metavar="NAME")

@@ -64,7 +64,7 @@ def verdict_text(did: str, reference: str, result: stats.Comparison) -> str:
     if result.call == stats.TOO_SMALL:
         if result.needed is None:
             return "sample too small to call: no answered calls to compare yet"
-        return f"sample too small to call: need ≥ {result.needed} attempts per DID"
+        return f"sample too small to call: need ≥ {result.needed} attempts with an outcome per DID"
     if result.call == stats.SAME:
         return f"no significant difference ({_p_text(result.p_value)})"
     word = "better" if result.call == stats.BETTER else "worse"

@@ -55,6 +55,7 @@ async def run(args: argparse.Namespace) -> None:
     statuses: Counter[str] = Counter()
     errors = 0
     counter = iter(range(args.sessions))
+    run = int(time.time())      # one uniqueid per session: "<run>.<n>", n unique across workers
     deadline = time.perf_counter() + args.duration
 
     async def worker(worker_id: int) -> None:
@@ -62,7 +63,7 @@ async def run(args: argparse.Namespace) -> None:
         for n in counter:
             if time.perf_counter() > deadline:
                 return
-            env = template.replace("1796313750.4", f"{int(time.time())}.{worker_id}{n}").encode()
+            env = template.replace("1796313750.4", f"{run}.{n}").encode()
             try:
                 latency, status = await one_session(args.host, args.port, env, args.timeout)
             except (OSError, TimeoutError):

@@ -119,7 +119,7 @@ def test_edits_change_the_database(admin_cli):
 def test_set_primary_says_what_happened_to_the_old_primary(admin_cli):
     code, out, _ = admin_cli.run("campaigns", "set-primary", "spring", "+15557654322")
     assert code == 0
-    assert out.splitlines()[:2] == ["old primary +15557654321 is now dynamic #1",
+    assert out.splitlines()[:2] == ["old primary +15557654321 is now the first dynamic DID",
                                     "campaign spring: dynamic DIDs on (inherit)"]
     admin_cli.run("campaigns", "remove-did", "summer", "+15558880003")
     result = admin_cli.json("campaigns", "set-primary", "summer", "+15558880003")

@@ -265,7 +265,7 @@ async def test_set_primary_keeps_the_old_primary_as_dynamic_1_on_the_same_trunk(
     result = await admin.set_primary(example_db, "spring", "+15557654323")
     assert result["campaign"]["primary"] == "+15557654323"
     assert result["old_primary"] == {"number": "+15557654321", "role": "dynamic"}
-    assert result["message"] == "old primary +15557654321 is now dynamic #1"
+    assert result["message"] == "old primary +15557654321 is now the first dynamic DID"
     spring = (await load_db(example_db))[0].campaigns["spring"]
     assert spring.primary == "+15557654323"
     assert spring.dynamic == ("+15557654321", "+15557654322")   # the new primary left the dynamic list

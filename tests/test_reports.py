@@ -213,7 +213,7 @@ async def test_ab_compare_verdicts(ab_seeded):
     # W 27/60 vs 30/60: p = 0.7148, pooled 57/120, min expected 60·0.475 = 28.5 >= 5
     assert got[W]["verdict"] == "no significant difference (p=0.715)"
     # Z has 10 decided attempts < 30
-    assert got[Z]["verdict"] == "sample too small to call: need ≥ 30 attempts per DID"
+    assert got[Z]["verdict"] == "sample too small to call: need ≥ 30 attempts with an outcome per DID"
     assert got[X]["verdict"] == "reference (highest Wilson lower bound)"
 
 
@@ -272,7 +272,7 @@ async def test_cli_json_daily(seeded, capsys, pg_dsn):
 async def test_cli_ab_json_and_table(ab_seeded, capsys, pg_dsn):
     out = await _in_thread(run, capsys, pg_dsn, "--ab", "--campaign", "ab", "--format", "json")
     verdicts = {r["did"]: r["verdict"] for r in json.loads(out)}
-    assert verdicts[Z] == "sample too small to call: need ≥ 30 attempts per DID"
+    assert verdicts[Z] == "sample too small to call: need ≥ 30 attempts with an outcome per DID"
     out = await _in_thread(run, capsys, pg_dsn, "--ab", "--campaign", "ab")
     assert f"{Y} worse than {X} (p=0.001)" in out
     assert out.splitlines()[0].split()[:4] == ["DID", "DECIDED", "ANSWERED", "RATE"]

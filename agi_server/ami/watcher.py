@@ -181,7 +181,8 @@ class AmiWatcher:
             raise AmiError(f"AMI link to {self.server.name} lost")
 
     def _on_lost(self, exc) -> None:
-        log.warning("ami_link_lost", server=self.server.name, reason=repr(exc))
+        log.warning("ami_link_lost", server=self.server.name,
+                    reason=repr(exc) if exc is not None else "connection closed by Asterisk")
         self._lost.set()
 
     def _close_manager(self, reason: str) -> None:
