@@ -29,59 +29,52 @@ class BadEntry(ValueError):
     """A journal entry that can never become a row (wrong shape or types)."""
 
 
-def attempt_from_entry(entry: dict[str, Any]) -> AttemptRecord:
-    """The :class:`AttemptRecord` of an ``attempt`` entry, checked column by column.
+def _parse(cls, entry: dict[str, Any], *, text: tuple[str, ...] = (), nullable_text: tuple[str, ...] = (),
+           whole: dict[str, tuple[int, bool]] | None = None, times: tuple[str, ...] = ()):
+    """``cls.from_json(entry)``, each field checked; else :class:`BadEntry` with the reason.
 
-    Raises :class:`BadEntry` with the reason; checking here (rather than letting
-    PostgreSQL refuse a whole batch) keeps one bad line from blocking the others.
+    Checking here (rather than letting PostgreSQL refuse a whole batch) keeps one bad
+    line from blocking the others. ``whole`` maps an integer field to (minimum, nullable).
     """
     try:
-        rec = AttemptRecord.from_json(entry)
+        rec = cls.from_json(entry)
     except TypeError as exc:  # missing or unexpected fields
         raise BadEntry(str(exc)) from None
-    for name in _TEXT:
+    for name in text:
         _check_text(name, getattr(rec, name), nullable=False)
-    for name in _NULLABLE_TEXT:
+    for name in nullable_text:
         _check_text(name, getattr(rec, name), nullable=True)
-    if type(rec.attempt) is not int or not 1 <= rec.attempt <= _INT32_MAX:
-        raise BadEntry(f"attempt must be an integer >= 1, got {rec.attempt!r}")
-    if (isinstance(rec.decided_at, bool) or not isinstance(rec.decided_at, (int, float))
-            or not math.isfinite(rec.decided_at)):
-        raise BadEntry(f"decided_at must be a UNIX time, got {rec.decided_at!r}")
+    for name, (minimum, nullable) in (whole or {}).items():
+        value = getattr(rec, name)
+        if value is None and nullable:
+            continue
+        if type(value) is not int or not minimum <= value <= _INT32_MAX:
+            raise BadEntry(f"{name} must be a whole number >= {minimum}{' or null' if nullable else ''}, got {value!r}")
+    for name in times:
+        value = getattr(rec, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BadEntry(f"{name} must be a UNIX time, got {value!r}")
     return rec
+
+
+def attempt_from_entry(entry: dict[str, Any]) -> AttemptRecord:
+    """The checked :class:`AttemptRecord` of an ``attempt`` entry."""
+    return _parse(AttemptRecord, entry, text=_TEXT, nullable_text=_NULLABLE_TEXT,
+                  whole={"attempt": (1, False)}, times=("decided_at",))
 
 
 def outcome_from_entry(entry: dict[str, Any]) -> OutcomeRecord:
-    """The :class:`OutcomeRecord` of an ``outcome`` entry, checked; else :class:`BadEntry`."""
-    try:
-        rec = OutcomeRecord.from_json(entry)
-    except TypeError as exc:
-        raise BadEntry(str(exc)) from None
-    for name in ("server", "uniqueid", "dialstatus", "fault", "source"):
-        _check_text(name, getattr(rec, name), nullable=False)
-    _check_text("trunk", rec.trunk, nullable=True)
-    if rec.attempt is not None and (type(rec.attempt) is not int or not 1 <= rec.attempt <= _INT32_MAX):
-        raise BadEntry(f"attempt must be an integer >= 1 or null, got {rec.attempt!r}")
-    for name in ("hangupcause", "answered_seconds", "dialed_seconds"):
-        value = getattr(rec, name)
-        if value is not None and (type(value) is not int or not 0 <= value <= _INT32_MAX):
-            raise BadEntry(f"{name} must be a whole number >= 0 or null, got {value!r}")
-    if isinstance(rec.reported_at, bool) or not isinstance(rec.reported_at, (int, float)):
-        raise BadEntry(f"reported_at must be a UNIX time, got {rec.reported_at!r}")
-    return rec
+    """The checked :class:`OutcomeRecord` of an ``outcome`` entry (attempt may be null: orphan)."""
+    return _parse(OutcomeRecord, entry, text=("server", "uniqueid", "dialstatus", "fault", "source"),
+                  nullable_text=("trunk",), times=("reported_at",),
+                  whole={"attempt": (1, True), "hangupcause": (0, True), "answered_seconds": (0, True),
+                         "dialed_seconds": (0, True)})
 
 
 def trunk_state_from_entry(entry: dict[str, Any]) -> TrunkStateRecord:
-    """The :class:`TrunkStateRecord` of a ``trunk_state`` entry, checked; else :class:`BadEntry`."""
-    try:
-        rec = TrunkStateRecord.from_json(entry)
-    except TypeError as exc:
-        raise BadEntry(str(exc)) from None
-    for name in ("server", "trunk", "old", "new", "cause", "observer"):
-        _check_text(name, getattr(rec, name), nullable=False)
-    if isinstance(rec.at, bool) or not isinstance(rec.at, (int, float)) or not math.isfinite(rec.at):
-        raise BadEntry(f"at must be a UNIX time, got {rec.at!r}")
-    return rec
+    """The checked :class:`TrunkStateRecord` of a ``trunk_state`` entry."""
+    return _parse(TrunkStateRecord, entry, text=("server", "trunk", "old", "new", "cause", "observer"),
+                  times=("at",))
 
 
 def _check_text(name: str, value: Any, nullable: bool) -> None:
@@ -93,22 +86,24 @@ def _check_text(name: str, value: Any, nullable: bool) -> None:
         raise BadEntry(f"{name} contains a NUL character")
 
 
+def _arrays(records: Sequence[Any], columns: tuple[str, ...], time_column: str) -> list[list[Any]]:
+    """Parallel arrays, one per column, for an ``unnest(...)`` insert; times as float8."""
+    arrays = [[getattr(rec, col) for rec in records] for col in columns]
+    at = columns.index(time_column)
+    arrays[at] = [float(x) for x in arrays[at]]
+    return arrays
+
+
 def attempt_arrays(records: Sequence[AttemptRecord]) -> list[list[Any]]:
     """The 13 parallel arrays ``insert_attempts.sql`` takes, in its parameter order."""
-    columns = ("server", "uniqueid", "attempt", "campaign", "destination", "did", "trunk",
-               "role", "status", "reason", "decided_at", "channel", "peer")
-    arrays = [[getattr(rec, col) for rec in records] for col in columns]
-    arrays[10] = [float(x) for x in arrays[10]]
-    return arrays
+    return _arrays(records, ("server", "uniqueid", "attempt", "campaign", "destination", "did", "trunk",
+                             "role", "status", "reason", "decided_at", "channel", "peer"), "decided_at")
 
 
 def outcome_arrays(records: Sequence[OutcomeRecord]) -> list[list[Any]]:
     """The 11 parallel arrays ``apply_outcomes.sql`` takes, in its parameter order."""
-    columns = ("server", "uniqueid", "attempt", "dialstatus", "hangupcause", "answered_seconds",
-               "dialed_seconds", "fault", "source", "reported_at", "trunk")
-    arrays = [[getattr(rec, col) for rec in records] for col in columns]
-    arrays[9] = [float(x) for x in arrays[9]]
-    return arrays
+    return _arrays(records, ("server", "uniqueid", "attempt", "dialstatus", "hangupcause", "answered_seconds",
+                             "dialed_seconds", "fault", "source", "reported_at", "trunk"), "reported_at")
 
 
 async def apply_outcomes(conn: asyncpg.Connection, outcomes: Sequence[OutcomeRecord], timeout: float) -> None:
@@ -119,9 +114,7 @@ async def apply_outcomes(conn: asyncpg.Connection, outcomes: Sequence[OutcomeRec
 
 async def insert_trunk_states(conn: asyncpg.Connection, states: Sequence[TrunkStateRecord], timeout: float) -> None:
     if states:
-        columns = ("server", "trunk", "old", "new", "cause", "at", "observer")
-        arrays = [[getattr(rec, col) for rec in states] for col in columns]
-        arrays[5] = [float(x) for x in arrays[5]]
+        arrays = _arrays(states, ("server", "trunk", "old", "new", "cause", "at", "observer"), "at")
         await conn.execute(sqlfiles.query("insert_trunk_states"), *arrays, timeout=timeout)
 
 
