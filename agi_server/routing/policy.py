@@ -152,6 +152,8 @@ def decision_for(config: Config, number: str, role: str, destination: str, reaso
 
 def dids_shown(config: Config, campaign: Campaign, callerids: Sequence[str]) -> list[str]:
     """The campaign's DIDs behind caller IDs as the trunks sent them (``tried=`` hint)."""
+    if not callerids:          # every first attempt: nothing to match, nothing to format
+        return []
     wanted = set(callerids)
     shown = []
     for number in (campaign.primary, *campaign.dynamic, *campaign.fallback):
