@@ -21,12 +21,17 @@ def edited(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-async def test_reload_applies_a_good_edit_and_keeps_rotation_of_unchanged_campaigns(tmp_path):
+async def started_on_a_copy_of_the_example(tmp_path):
+    """A running App on tmp_path/didrouter.yaml (a copy of the example), ready to edit."""
     path = tmp_path / "didrouter.yaml"
     text = EXAMPLE_CONFIG.read_text()
     path.write_text(text)
     app = await App.create(str(path), Overrides(port=0, spool=str(tmp_path / "spool")))
-    port = await app.start()
+    return path, text, app, await app.start()
+
+
+async def test_reload_applies_a_good_edit_and_keeps_rotation_of_unchanged_campaigns(tmp_path):
+    path, text, app, port = await started_on_a_copy_of_the_example(tmp_path)
     try:
         first_spring = await play(port, call(1))
         first_summer = await play(port, call(2, "summer"))
@@ -44,11 +49,7 @@ async def test_reload_applies_a_good_edit_and_keeps_rotation_of_unchanged_campai
 
 
 async def test_bad_edit_keeps_the_last_good_config(tmp_path):
-    path = tmp_path / "didrouter.yaml"
-    text = EXAMPLE_CONFIG.read_text()
-    path.write_text(text)
-    app = await App.create(str(path), Overrides(port=0, spool=str(tmp_path / "spool")))
-    port = await app.start()
+    path, text, app, port = await started_on_a_copy_of_the_example(tmp_path)
     try:
         path.write_text(edited(text, 'dynamic: ["+15557654322", "+15557654323"]', 'dynamic: ["+15558880003"]'))
         assert not await app.reload()
